@@ -41,6 +41,7 @@ __attribute__((weak)) int luaopen_fsvc_core(lua_State *L) {
 /* ---- messages and protected calls ------------------------------------------------------------ */
 
 void fsvc_host_message(const char *msg) {
+  fflush(stdout); /* what the chunk printed comes before its error when both go to one place */
   fprintf(stderr, "%s: %s\n", FSVC_PROGNAME, msg);
   fflush(stderr);
 }
@@ -98,6 +99,9 @@ int fsvc_host_docall(lua_State *L, int narg, int nres) {
   set_signal(SIGINT, laction);
   int status = lua_pcall(L, narg, nres, base);
   set_signal(SIGINT, SIG_DFL);
+  /* A Ctrl-C that came as the call returned must not interrupt the next one; other hooks
+   * (a debugger's, a coverage tool's) stay. */
+  if (lua_gethook(L) == lstop) lua_sethook(L, NULL, 0, 0);
   lua_remove(L, base);
   return status;
 }

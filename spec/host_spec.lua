@@ -329,6 +329,59 @@ setmetatable({}, {__tostring = function() return "T!" end})
   end)
 end)
 
+describe("fsvc REPL on a terminal", function()
+  -- script(1) gives the REPL a pseudo-terminal and forwards the shell's pipe to it, so this runs
+  -- the readline loop: prompts, continuation lines, Ctrl-C (the byte 0x03) and the history file.
+  local has_script = io.open("/usr/bin/script", "r")
+  if has_script then has_script:close() end
+
+  local function session(steps)
+    local parts = {}
+    for _, step in ipairs(steps) do
+      if type(step) == "number" then
+        parts[#parts + 1] = "sleep " .. step
+      else
+        parts[#parts + 1] = "printf '%s' " .. shell_quote(step)
+      end
+    end
+    local home = tmp .. "/home"
+    os.execute("mkdir -p " .. shell_quote(home))
+    local cmd = string.format("(%s; sleep 0.3) | HOME=%s timeout 20 script -qfec %s /dev/null 2>&1",
+      table.concat(parts, "; "), shell_quote(home), shell_quote(BIN))
+    local out = capture(cmd)
+    -- drop terminal control sequences and carriage returns
+    out = out:gsub("\27%[[%d;?]*[%a]", ""):gsub("\r", "")
+    return out, home
+  end
+
+  it("prompts, continues unfinished statements, prints results and keeps history", function()
+    if not has_script then pending("no script(1)") return end
+    local out, home = session({ 0.3, "x = 1 + 1\n", "x * 21\n", "for i = 1, 2 do\n", "print('loop' .. i)\n",
+      "end\n", "error('oops')\n", 0.3 })
+    assert.matches("fsvc %S+ .* Lua 5%.4 .* type help%(%) or fsvc%.help%(%)", out)
+    assert.matches("fsvc> x %* 21\n42\n", out)
+    assert.matches("   >> end\nloop1\nloop2\n", out)
+    assert.matches("fsvc: stdin:1: oops", out)
+    local history = read_all(home .. "/.fsvc_history")
+    assert.truthy(history:find("for i = 1, 2 do\nprint('loop' .. i)\nend\n", 1, true))
+    assert.truthy(history:find("x * 21\n", 1, true))
+  end)
+
+  it("interrupts a running computation with Ctrl-C and goes on", function()
+    if not has_script then pending("no script(1)") return end
+    local out = session({ 0.3, "while true do end\n", 0.5, "\3", 0.3, "print('after')\n", 0.3 })
+    assert.matches("interrupted!", out)
+    assert.matches("\nafter\n", out)
+  end)
+
+  it("drops an unfinished statement on Ctrl-C at the prompt", function()
+    if not has_script then pending("no script(1)") return end
+    local out = session({ 0.3, "for i = 1, 3 do\n", 0.2, "\3", 0.2, "print('fresh')\n", 0.3 })
+    assert.matches("\nfresh\n", out)
+    assert.falsy(out:find("'end' expected", 1, true))
+  end)
+end)
+
 describe("busted under fsvc", function()
   local busted = "/usr/bin/busted"
   local has_busted = io.open(busted, "r")
