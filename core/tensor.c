@@ -167,6 +167,20 @@ void fsvc_tensor_free_data(fsvc_tensor *t) {
   t->grad_fn = NULL;
 }
 
+/* Element counts above 2^40 are refused, and the product is checked step by step so that a
+ * shape like {2^62, 4} cannot wrap around to a small count. */
+#define FSVC_MAX_NUMEL ((int64_t)1 << 40)
+static int numel_fits(int ndim, const int64_t *shape) {
+  int64_t n = 1;
+  for (int i = 0; i < ndim; i++) {
+    if (shape[i] < 0 || shape[i] > FSVC_MAX_NUMEL) return 0;
+    if (shape[i] == 0) return 1;
+    if (n > FSVC_MAX_NUMEL / shape[i]) return 0;
+    n *= shape[i];
+  }
+  return 1;
+}
+
 static fsvc_tensor *tensor_header(int ndim, const int64_t *shape, fsvc_dtype dt) {
   if (ndim < 0 || ndim > FSVC_MAX_DIMS) {
     fsvc_set_error("tensors have at most %d dims (asked for %d)", FSVC_MAX_DIMS, ndim);
@@ -179,6 +193,11 @@ static fsvc_tensor *tensor_header(int ndim, const int64_t *shape, fsvc_dtype dt)
       fsvc_set_error("negative size in shape %s", fsvc_shape_str_n(ndim, shape, buf, sizeof buf));
       return NULL;
     }
+  if (!numel_fits(ndim, shape)) {
+    char buf[160];
+    fsvc_set_error("tensor of shape %s is too large", fsvc_shape_str_n(ndim, shape, buf, sizeof buf));
+    return NULL;
+  }
   fsvc_tensor *t = calloc(1, sizeof *t);
   if (!t) { fsvc_set_error("out of memory allocating a tensor header"); return NULL; }
   t->refcount = 1;
@@ -395,6 +414,10 @@ fsvc_tensor *fsvc_from_buffer(int ndim, const int64_t *shape, fsvc_dtype dt, con
 fsvc_tensor *fsvc_view_raw(const fsvc_tensor *t, int ndim, const int64_t *shape,
                            const int64_t *stride, int64_t offset) {
   if (!t->storage) { fsvc_set_error("tensor was freed"); return NULL; }
+  if (ndim < 0 || ndim > FSVC_MAX_DIMS || !numel_fits(ndim, shape)) {
+    fsvc_set_error("view: invalid or too large shape");
+    return NULL;
+  }
   fsvc_tensor *v = calloc(1, sizeof *v);
   if (!v) { fsvc_set_error("out of memory"); return NULL; }
   v->refcount = 1;

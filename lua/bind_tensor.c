@@ -566,6 +566,22 @@ static void push_nested(lua_State *L, const fsvc_tensor *t, int depth, int64_t *
     lua_rawseti(L, -2, i + 1);
   }
 }
+/* Raw flat access in row-major order, 0-based, no autograd checks (used by gradcheck). */
+static int l_get_flat(lua_State *L) {
+  fsvc_tensor *t = fsvc_lua_check_tensor(L, 1, "_get_flat", "self");
+  int64_t i = fsvc_lua_check_int(L, 2, "_get_flat", "index");
+  if (i < 0 || i >= fsvc_numel(t)) return luaL_error(L, "_get_flat: index %lld out of range", (long long)i);
+  push_number(L, t, fsvc_get_flat(t, i));
+  return 1;
+}
+static int l_set_flat(lua_State *L) {
+  fsvc_tensor *t = fsvc_lua_check_tensor(L, 1, "_set_flat", "self");
+  int64_t i = fsvc_lua_check_int(L, 2, "_set_flat", "index");
+  if (i < 0 || i >= fsvc_numel(t)) return luaL_error(L, "_set_flat: index %lld out of range", (long long)i);
+  fsvc_set_flat(t, i, fsvc_lua_check_number(L, 3, "_set_flat", "value"));
+  return 0;
+}
+
 static int l_tolist(lua_State *L) { /* nested Lua lists (a number for 0-d) */
   fsvc_tensor *t = fsvc_lua_check_tensor(L, 1, "tolist", "self");
   if (fsvc_numel(t) > (1 << 24)) return luaL_error(L, "tolist: tensor too large for a Lua table");
@@ -826,7 +842,7 @@ void fsvc_bind_tensor(lua_State *L) {
       {"numel", l_numel},         {"is_contiguous", l_is_contiguous},
       {"storage_offset", l_storage_offset}, {"item", l_item},   {"get", l_get},
       {"set", l_set},             {"tolist", l_tolist},         {"totable", l_tolist},
-      {"flat", l_flat_list},      {"fill_", l_fill_},           {"zero_", l_zero_},
+      {"flat", l_flat_list},       {"_get_flat", l_get_flat},    {"_set_flat", l_set_flat},      {"fill_", l_fill_},           {"zero_", l_zero_},
       {"copy_", l_copy_},         {"uniform_", l_uniform_},     {"normal_", l_normal_},
       {"has_nonfinite", l_has_nonfinite}, {"backward", l_backward}, {"detach", l_detach},
       {"requires_grad_", l_requires_grad_}, {"free", l_free},   {"is_freed", l_is_freed},
