@@ -878,5 +878,6 @@ int luaopen_fsvc_core(lua_State *L) {
   fsvc_bind_nn(L);
   fsvc_bind_audio(L);
   fsvc_bind_dsp(L);
+  fsvc_bind_checkpoint(L);
   return 1;
 }

@@ -68,6 +68,7 @@ void fsvc_bind_nn(lua_State *L);
 void fsvc_bind_autograd(lua_State *L);
 void fsvc_bind_audio(lua_State *L);
 void fsvc_bind_dsp(lua_State *L);
+void fsvc_bind_checkpoint(lua_State *L);
 
 int luaopen_fsvc_core(lua_State *L);
 
