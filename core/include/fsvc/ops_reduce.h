@@ -21,6 +21,9 @@ fsvc_tensor *fsvc_max_all(const fsvc_tensor *a);
 fsvc_tensor *fsvc_min_all(const fsvc_tensor *a);
 fsvc_tensor *fsvc_argmax(const fsvc_tensor *a, int dim, int keepdim);
 fsvc_tensor *fsvc_argmin(const fsvc_tensor *a, int dim, int keepdim);
+/* index (0-d int64) of the first extremum in row-major order of every element */
+fsvc_tensor *fsvc_argmax_all(const fsvc_tensor *a);
+fsvc_tensor *fsvc_argmin_all(const fsvc_tensor *a);
 /* k largest (or smallest) along dim; values differentiable, indices int64 */
 fsvc_tensor *fsvc_topk(const fsvc_tensor *a, int64_t k, int dim, int largest, int sorted,
                        fsvc_tensor **indices);
