@@ -1,0 +1,326 @@
+/* Indexing by int64 index tensors (0-based): index_select, gather, scatter_add.
+ *
+ * Every index is checked against the indexed dim BEFORE anything is read or written, so a bad
+ * index gives "op: index V out of range for dim D of size N" and never an out-of-bounds access.
+ * Backwards: index_select -> index_add of the gradient into zeros; gather -> scatter_add into
+ * zeros; scatter_add -> the gradient itself for `a`, and gather of it for `src`. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "fsvc/autograd.h"
+#include "fsvc/error.h"
+#include "fsvc/ops_shape.h"
+
+__attribute__((constructor)) static void register_ops(void) {
+  fsvc_register_differentiable("index_select");
+  fsvc_register_differentiable("gather");
+  fsvc_register_differentiable("scatter_add");
+}
+
+static int check_input(const fsvc_tensor *t, const char *op, const char *name) {
+  if (!t) { fsvc_set_error("%s: %s is nil", op, name); return -1; }
+  if (!t->storage) { fsvc_set_error("%s: %s was freed", op, name); return -1; }
+  return 0;
+}
+
+static int check_value_dtype(const fsvc_tensor *t, const char *op) {
+  if (t->dtype != FSVC_FLOAT32 && t->dtype != FSVC_FLOAT64 && t->dtype != FSVC_INT64) {
+    fsvc_set_error("%s: dtype %s is not supported (float32, float64, int64)", op,
+                   fsvc_dtype_name(t->dtype));
+    return -1;
+  }
+  return 0;
+}
+
+/* A contiguous int64 copy of `index` whose values all lie in [0, size); NULL with an error
+ * naming the first bad value otherwise. */
+static fsvc_tensor *checked_index(const fsvc_tensor *index, int64_t size, int dim, const char *op) {
+  if (check_input(index, op, "index") != 0) return NULL;
+  if (index->dtype != FSVC_INT64) {
+    fsvc_set_error("%s: index must be an int64 tensor (got %s); use :long()", op,
+                   fsvc_dtype_name(index->dtype));
+    return NULL;
+  }
+  fsvc_tensor *ic = fsvc_contiguous_raw(index);
+  if (!ic) return NULL;
+  const int64_t *p = fsvc_data(ic);
+  int64_t n = fsvc_numel(ic);
+  for (int64_t i = 0; i < n; i++) {
+    if (p[i] < 0 || p[i] >= size) {
+      fsvc_set_error("%s: index %lld out of range for dim %d of size %lld (indices are 0-based)", op,
+                     (long long)p[i], dim, (long long)size);
+      fsvc_tensor_release(ic);
+      return NULL;
+    }
+  }
+  return ic;
+}
+
+/* ---- the element walk shared by gather and scatter_add ------------------------------------- */
+/* For every position i of `index` (contiguous, values checked):
+ *   gather:      other[i] = target[i with i_dim := index[i]]
+ *   scatter_add: target[i with i_dim := index[i]] += other[i]
+ * `target` and `other` may have any strides; `other` is indexed with index's multi-index. */
+#define DEFINE_WALK(NAME, T)                                                                       \
+  static void NAME(int scatter, fsvc_tensor *target, fsvc_tensor *other, const fsvc_tensor *ic,    \
+                   int dim) {                                                                       \
+    T *tp = (T *)fsvc_data(target);                                                                 \
+    T *op = (T *)fsvc_data(other);                                                                  \
+    const int64_t *ip = (const int64_t *)fsvc_data(ic);                                             \
+    int nd = ic->ndim;                                                                              \
+    int64_t n = fsvc_numel(ic), idx[FSVC_MAX_DIMS] = {0};                                           \
+    int64_t toff = 0, ooff = 0; /* target offset without dim; other offset */                       \
+    int64_t tsd = nd ? target->stride[dim] : 0;                                                     \
+    for (int64_t i = 0; i < n; i++) {                                                               \
+      int64_t t = toff + ip[i] * tsd;                                                               \
+      if (scatter) tp[t] += op[ooff];                                                               \
+      else op[ooff] = tp[t];                                                                        \
+      for (int d = nd - 1; d >= 0; d--) { /* odometer step, offsets kept incrementally */          \
+        if (++idx[d] < ic->shape[d]) {                                                              \
+          if (d != dim) toff += target->stride[d];                                                  \
+          ooff += other->stride[d];                                                                 \
+          break;                                                                                    \
+        }                                                                                           \
+        if (d != dim) toff -= (idx[d] - 1) * target->stride[d];                                     \
+        ooff -= (idx[d] - 1) * other->stride[d];                                                    \
+        idx[d] = 0;                                                                                 \
+      }                                                                                             \
+    }                                                                                               \
+  }
+DEFINE_WALK(walk_f32, float)
+DEFINE_WALK(walk_f64, double)
+DEFINE_WALK(walk_i64, int64_t)
+
+static void walk(int scatter, fsvc_tensor *target, fsvc_tensor *other, const fsvc_tensor *ic, int dim) {
+  if (target->dtype == FSVC_FLOAT32) walk_f32(scatter, target, other, ic, dim);
+  else if (target->dtype == FSVC_FLOAT64) walk_f64(scatter, target, other, ic, dim);
+  else walk_i64(scatter, target, other, ic, dim);
+}
+
+/* gather / scatter_add shape rule (PyTorch): same number of dims; index.size(d) <= a.size(d) for
+ * d != dim, and <= src.size(d) for every d. */
+static int check_index_shape(const fsvc_tensor *a, const fsvc_tensor *index, const fsvc_tensor *src,
+                             int dim, const char *op) {
+  char sa[128], sb[128], sc[128];
+  int ok = index->ndim == a->ndim && (!src || src->ndim == a->ndim);
+  for (int d = 0; ok && d < a->ndim; d++) {
+    if (d != dim && index->shape[d] > a->shape[d]) ok = 0;
+    if (src && index->shape[d] > src->shape[d]) ok = 0;
+  }
+  if (!ok) {
+    if (src)
+      fsvc_set_error("%s: index of shape %s does not fit input %s and src %s along dim %d (same "
+                     "number of dims; index no larger than src, nor than input except along dim)",
+                     op, fsvc_shape_str(index, sb, sizeof sb), fsvc_shape_str(a, sa, sizeof sa),
+                     fsvc_shape_str(src, sc, sizeof sc), dim);
+    else
+      fsvc_set_error("%s: index of shape %s does not fit input %s along dim %d (same number of "
+                     "dims; index no larger than input except along dim)",
+                     op, fsvc_shape_str(index, sb, sizeof sb), fsvc_shape_str(a, sa, sizeof sa), dim);
+  }
+  return ok ? 0 : -1;
+}
+
+/* out (contiguous, shape of ic) = gather of a; indices already checked */
+static fsvc_tensor *gather_raw(const fsvc_tensor *a, const fsvc_tensor *ic, int dim) {
+  fsvc_tensor *out = fsvc_empty(ic->ndim, ic->shape, a->dtype);
+  if (out && fsvc_numel(out) > 0) walk(0, (fsvc_tensor *)a, out, ic, dim);
+  return out;
+}
+
+/* Region of t's first dims equal to `like`'s sizes (a view). */
+static fsvc_tensor *leading_region(const fsvc_tensor *t, const fsvc_tensor *like) {
+  return fsvc_view_raw(t, t->ndim, like->shape, t->stride, t->offset);
+}
+
+/* ---- gather -------------------------------------------------------------------------------- */
+static int gather_backward(fsvc_node *n, const fsvc_tensor *g, fsvc_tensor **gin) {
+  if (!n->edges[0].needs_grad) return 0;
+  const fsvc_edge *e = &n->edges[0];
+  fsvc_tensor *z = fsvc_zeros(e->ndim, e->shape, g->dtype);
+  fsvc_tensor *gc = z ? fsvc_contiguous_raw(g) : NULL;
+  if (!gc) { fsvc_tensor_release(z); return -1; }
+  if (fsvc_numel(gc) > 0) walk(1, z, gc, n->saved[0], (int)n->iarg[0]);
+  fsvc_tensor_release(gc);
+  gin[0] = z;
+  return 0;
+}
+
+fsvc_tensor *fsvc_gather(const fsvc_tensor *a, int dim, const fsvc_tensor *index) {
+  if (check_input(a, "gather", "input") != 0 || check_value_dtype(a, "gather") != 0) return NULL;
+  if (check_input(index, "gather", "index") != 0) return NULL;
+  int d = a->ndim == 0 ? ((dim == 0 || dim == -1) ? 0 : fsvc_normalize_dim(dim, 0, "gather"))
+                       : fsvc_normalize_dim(dim, a->ndim, "gather");
+  if (d < 0) return NULL;
+  if (check_index_shape(a, index, NULL, d, "gather") != 0) return NULL;
+  fsvc_tensor *ic = checked_index(index, a->ndim ? a->shape[d] : 1, dim, "gather");
+  if (!ic) return NULL;
+  fsvc_tensor *out = gather_raw(a, ic, d);
+  if (!out) { fsvc_tensor_release(ic); return NULL; }
+  fsvc_node *n = fsvc_node_new("gather", 1, (fsvc_tensor *[]){(fsvc_tensor *)a}, gather_backward);
+  if (n) {
+    fsvc_node_save(n, ic);
+    n->iarg[0] = d;
+    fsvc_node_attach(n, out);
+  }
+  fsvc_tensor_release(ic);
+  return out;
+}
+
+/* ---- scatter_add --------------------------------------------------------------------------- */
+static int scatter_add_backward(fsvc_node *n, const fsvc_tensor *g, fsvc_tensor **gin) {
+  if (n->edges[0].needs_grad) {
+    gin[0] = fsvc_clone_raw(g);
+    if (!gin[0]) return -1;
+  }
+  if (n->edges[2].needs_grad) {
+    const fsvc_edge *e = &n->edges[2];
+    const fsvc_tensor *ic = n->saved[0];
+    fsvc_tensor *z = fsvc_zeros(e->ndim, e->shape, g->dtype);
+    fsvc_tensor *part = z ? gather_raw(g, ic, (int)n->iarg[0]) : NULL;
+    fsvc_tensor *region = part ? leading_region(z, ic) : NULL;
+    int rc = region ? fsvc_copy_(region, part) : -1;
+    fsvc_tensor_release(region);
+    fsvc_tensor_release(part);
+    if (rc != 0) { fsvc_tensor_release(z); return -1; }
+    gin[2] = z;
+  }
+  return 0;
+}
+
+fsvc_tensor *fsvc_scatter_add(const fsvc_tensor *a, int dim, const fsvc_tensor *index,
+                              const fsvc_tensor *src) {
+  const char *op = "scatter_add";
+  if (check_input(a, op, "input") != 0 || check_value_dtype(a, op) != 0) return NULL;
+  if (check_input(index, op, "index") != 0 || check_input(src, op, "src") != 0) return NULL;
+  if (src->dtype != a->dtype) {
+    fsvc_set_error("scatter_add: src has dtype %s but input has %s", fsvc_dtype_name(src->dtype),
+                   fsvc_dtype_name(a->dtype));
+    return NULL;
+  }
+  int d = a->ndim == 0 ? ((dim == 0 || dim == -1) ? 0 : fsvc_normalize_dim(dim, 0, op))
+                       : fsvc_normalize_dim(dim, a->ndim, op);
+  if (d < 0) return NULL;
+  if (check_index_shape(a, index, src, d, op) != 0) return NULL;
+  fsvc_tensor *ic = checked_index(index, a->ndim ? a->shape[d] : 1, dim, op);
+  if (!ic) return NULL;
+  fsvc_tensor *out = fsvc_clone_raw(a);
+  if (!out) { fsvc_tensor_release(ic); return NULL; }
+  if (fsvc_numel(ic) > 0) walk(1, out, (fsvc_tensor *)src, ic, d);
+  fsvc_node *n = fsvc_node_new(op, 3, (fsvc_tensor *[]){(fsvc_tensor *)a, (fsvc_tensor *)index,
+                                                        (fsvc_tensor *)src},
+                               scatter_add_backward);
+  if (n) {
+    fsvc_node_save(n, ic);
+    n->iarg[0] = d;
+    fsvc_node_attach(n, out);
+  }
+  fsvc_tensor_release(ic);
+  return out;
+}
+
+/* ---- index_select -------------------------------------------------------------------------- */
+/* Views of t with dim fixed at position i (the dim removed). */
+static fsvc_tensor *slice_at(const fsvc_tensor *t, int dim, int64_t i) {
+  int64_t shape[FSVC_MAX_DIMS], stride[FSVC_MAX_DIMS];
+  int nd = 0;
+  for (int d = 0; d < t->ndim; d++) {
+    if (d == dim) continue;
+    shape[nd] = t->shape[d];
+    stride[nd] = t->stride[d];
+    nd++;
+  }
+  return fsvc_view_raw(t, nd, shape, stride, t->offset + i * t->stride[dim]);
+}
+
+/* dst += src for equal shapes (float dtypes, any strides) */
+static int add_into(fsvc_tensor *dst, const fsvc_tensor *src) {
+  fsvc_tensor *s = fsvc_contiguous_raw(src);
+  if (!s) return -1;
+  int64_t n = fsvc_numel(dst);
+  if (fsvc_is_contiguous(dst) && dst->dtype == FSVC_FLOAT32) {
+    float *dp = fsvc_data(dst);
+    const float *sp = fsvc_data(s);
+    for (int64_t i = 0; i < n; i++) dp[i] += sp[i];
+  } else if (fsvc_is_contiguous(dst) && dst->dtype == FSVC_FLOAT64) {
+    double *dp = fsvc_data(dst);
+    const double *sp = fsvc_data(s);
+    for (int64_t i = 0; i < n; i++) dp[i] += sp[i];
+  } else {
+    for (int64_t i = 0; i < n; i++) fsvc_set_flat(dst, i, fsvc_get_flat(dst, i) + fsvc_get_flat(s, i));
+  }
+  fsvc_tensor_release(s);
+  return 0;
+}
+
+static int index_select_backward(fsvc_node *n, const fsvc_tensor *g, fsvc_tensor **gin) {
+  if (!n->edges[0].needs_grad) return 0;
+  const fsvc_edge *e = &n->edges[0];
+  int dim = (int)n->iarg[0];
+  const fsvc_tensor *ic = n->saved[0];
+  const int64_t *ip = fsvc_data(ic);
+  fsvc_tensor *z = fsvc_zeros(e->ndim, e->shape, g->dtype);
+  if (!z) return -1;
+  if (e->ndim == 0) { /* 0-d input: the gradient is the (single) selected element's */
+    int rc = add_into(z, g);
+    if (rc != 0) { fsvc_tensor_release(z); return -1; }
+    gin[0] = z;
+    return 0;
+  }
+  int64_t k = fsvc_numel(ic);
+  for (int64_t i = 0; i < k; i++) {
+    fsvc_tensor *dst = slice_at(z, dim, ip[i]);
+    fsvc_tensor *src = dst ? slice_at(g, dim, i) : NULL;
+    int rc = src ? add_into(dst, src) : -1;
+    fsvc_tensor_release(src);
+    fsvc_tensor_release(dst);
+    if (rc != 0) { fsvc_tensor_release(z); return -1; }
+  }
+  gin[0] = z;
+  return 0;
+}
+
+fsvc_tensor *fsvc_index_select(const fsvc_tensor *a, int dim, const fsvc_tensor *index) {
+  const char *op = "index_select";
+  if (check_input(a, op, "input") != 0 || check_value_dtype(a, op) != 0) return NULL;
+  if (check_input(index, op, "index") != 0) return NULL;
+  if (index->ndim > 1) {
+    char sb[128];
+    fsvc_set_error("index_select: index must be 0-d or 1-d (got shape %s)",
+                   fsvc_shape_str(index, sb, sizeof sb));
+    return NULL;
+  }
+  int d = a->ndim == 0 ? ((dim == 0 || dim == -1) ? 0 : fsvc_normalize_dim(dim, 0, op))
+                       : fsvc_normalize_dim(dim, a->ndim, op);
+  if (d < 0) return NULL;
+  int64_t size = a->ndim ? a->shape[d] : 1;
+  fsvc_tensor *ic = checked_index(index, size, dim, op);
+  if (!ic) return NULL;
+  int64_t k = fsvc_numel(ic);
+  const int64_t *ip = fsvc_data(ic);
+  fsvc_tensor *out;
+  if (a->ndim == 0) {
+    out = fsvc_clone_raw(a); /* PyTorch: a 0-d input gives a 0-d output */
+  } else {
+    int64_t shape[FSVC_MAX_DIMS];
+    for (int i = 0; i < a->ndim; i++) shape[i] = i == d ? k : a->shape[i];
+    out = fsvc_empty(a->ndim, shape, a->dtype);
+    for (int64_t i = 0; out && i < k; i++) {
+      fsvc_tensor *dst = slice_at(out, d, i);
+      fsvc_tensor *src = dst ? slice_at(a, d, ip[i]) : NULL;
+      int rc = src ? fsvc_copy_(dst, src) : -1;
+      fsvc_tensor_release(src);
+      fsvc_tensor_release(dst);
+      if (rc != 0) { fsvc_tensor_release(out); out = NULL; }
+    }
+  }
+  if (!out) { fsvc_tensor_release(ic); return NULL; }
+  fsvc_node *n = fsvc_node_new(op, 1, (fsvc_tensor *[]){(fsvc_tensor *)a}, index_select_backward);
+  if (n) {
+    fsvc_node_save(n, ic);
+    n->iarg[0] = d;
+    fsvc_node_attach(n, out);
+  }
+  fsvc_tensor_release(ic);
+  return out;
+}
