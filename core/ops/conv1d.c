@@ -1,0 +1,354 @@
+/* 1-D convolution (PyTorch's Conv1d): forward, and backward to data, weight and bias.
+ *
+ * Layouts: x [B, Cin, Tx], w [Cout, Cin/groups, K], y [B, Cout, Ty] with
+ *   y[b, co, t] = bias[co] + sum_{ci, k} w[co, ci, k] * x[b, g*Cin_g + ci, t*stride + k*dil - pad].
+ *
+ * Algorithm. The weights are repacked once per call to wp[co][k*Cin_g + ci] so that tap k is the
+ * matrix W_k [Cout_g, Cin_g] at column k*Cin_g with leading dimension K*Cin_g. Then:
+ *  - stride 1 ("shifted GEMM", no im2col buffer): for each tap k, the output columns whose input
+ *    index t + k*dil - pad lies inside [0, Tx) get Y[:, t] += W_k @ X[:, t + shift] -- one GEMM
+ *    on a shifted view of x with ldb = Tx. Zero padding is never materialised.
+ *  - other strides: an im2col buffer col [K*Cin_g, Ty] and one GEMM Y = Wp @ col.
+ * Backward data is the same with W_k^T (a transposed convolution); backward weight is
+ * gW_k += dY @ X_shift^T. conv_transpose1d.c reuses these kernels.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "fsvc/ops_nn.h"
+#include "nn_internal.h"
+
+/* ---- typed helpers (float and double) -------------------------------------------------------- */
+#define DEFINE_CONV_HELPERS(T, SUF)                                                              \
+  /* wp[co][k*Cin_g + ci] = w[co][ci][k] */                                                      \
+  static void pack_weight_##SUF(const T *w, T *wp, int64_t Cout, int64_t Cin_g, int64_t K) {     \
+    for (int64_t co = 0; co < Cout; co++)                                                        \
+      for (int64_t ci = 0; ci < Cin_g; ci++)                                                     \
+        for (int64_t k = 0; k < K; k++) wp[co * K * Cin_g + k * Cin_g + ci] = w[(co * Cin_g + ci) * K + k]; \
+  }                                                                                              \
+  static void unpack_weight_##SUF(const T *wp, T *w, int64_t Cout, int64_t Cin_g, int64_t K) {   \
+    for (int64_t co = 0; co < Cout; co++)                                                        \
+      for (int64_t ci = 0; ci < Cin_g; ci++)                                                     \
+        for (int64_t k = 0; k < K; k++) w[(co * Cin_g + ci) * K + k] = wp[co * K * Cin_g + k * Cin_g + ci]; \
+  }                                                                                              \
+  /* col[(k*Cin_g + ci), t] = x[ci, t*s + k*d - p] or 0 outside [0, Tx) */                       \
+  static void im2col_##SUF(const T *x, T *col, int64_t Cin_g, int64_t Tx, int64_t K,             \
+                           int64_t Ty, int64_t s, int64_t d, int64_t p) {                        \
+    for (int64_t k = 0; k < K; k++)                                                              \
+      for (int64_t ci = 0; ci < Cin_g; ci++) {                                                   \
+        T *c = col + (k * Cin_g + ci) * Ty;                                                      \
+        const T *xr = x + ci * Tx;                                                               \
+        for (int64_t t = 0; t < Ty; t++) {                                                       \
+          int64_t i = t * s + k * d - p;                                                         \
+          c[t] = (i >= 0 && i < Tx) ? xr[i] : (T)0;                                              \
+        }                                                                                        \
+      }                                                                                          \
+  }                                                                                              \
+  /* the adjoint of im2col: x[ci, t*s + k*d - p] += col[(k*Cin_g + ci), t] */                    \
+  static void col2im_##SUF(const T *col, T *x, int64_t Cin_g, int64_t Tx, int64_t K,             \
+                           int64_t Ty, int64_t s, int64_t d, int64_t p) {                        \
+    for (int64_t k = 0; k < K; k++)                                                              \
+      for (int64_t ci = 0; ci < Cin_g; ci++) {                                                   \
+        const T *c = col + (k * Cin_g + ci) * Ty;                                                \
+        T *xr = x + ci * Tx;                                                                     \
+        for (int64_t t = 0; t < Ty; t++) {                                                       \
+          int64_t i = t * s + k * d - p;                                                         \
+          if (i >= 0 && i < Tx) xr[i] += c[t];                                                   \
+        }                                                                                        \
+      }                                                                                          \
+  }                                                                                              \
+  static void fill_rows_##SUF(T *y, const T *bias, int64_t C, int64_t T_) {                      \
+    for (int64_t c = 0; c < C; c++) {                                                            \
+      T v = bias ? bias[c] : (T)0;                                                               \
+      for (int64_t t = 0; t < T_; t++) y[c * T_ + t] = v;                                        \
+    }                                                                                            \
+  }                                                                                              \
+  static void sum_bias_##SUF(int64_t B, int64_t C, int64_t T_, const T *gy, T *gb) {             \
+    for (int64_t c = 0; c < C; c++) {                                                            \
+      double acc = 0;                                                                            \
+      for (int64_t b = 0; b < B; b++) {                                                          \
+        const T *r = gy + (b * C + c) * T_;                                                      \
+        for (int64_t t = 0; t < T_; t++) acc += r[t];                                            \
+      }                                                                                          \
+      gb[c] = (T)acc;                                                                            \
+    }                                                                                            \
+  }
+DEFINE_CONV_HELPERS(float, f32)
+DEFINE_CONV_HELPERS(double, f64)
+
+#define DISPATCH(dt, fn, ...) ((dt) == FSVC_FLOAT32 ? fn##_f32(__VA_ARGS__) : fn##_f64(__VA_ARGS__))
+
+void nn_sum_bias_grad(fsvc_dtype dt, int64_t B, int64_t C, int64_t T, const void *gy, void *gb) {
+  if (dt == FSVC_FLOAT32) sum_bias_f32(B, C, T, gy, gb);
+  else sum_bias_f64(B, C, T, gy, gb);
+}
+
+/* Output columns [*lo, *hi) of tap k whose input t + shift lies in [0, Tx) (stride 1). */
+static void tap_range(const nn_conv_geom *g, int64_t k, int64_t *shift, int64_t *lo, int64_t *hi) {
+  *shift = k * g->dilation - g->padding;
+  *lo = *shift < 0 ? -*shift : 0;
+  *hi = g->Tx - *shift < g->Ty ? g->Tx - *shift : g->Ty;
+}
+
+/* Repacked weights, or w itself when K == 1 (the layouts coincide). */
+static void *packed_weight(const nn_conv_geom *g, const void *w, int *owned) {
+  int64_t Cin_g = g->Cin / g->groups;
+  *owned = 0;
+  if (g->K == 1) return (void *)w;
+  size_t es = fsvc_dtype_size(g->dtype);
+  void *wp = malloc((size_t)(g->Cout * Cin_g * g->K) * es + 1);
+  if (!wp) return NULL;
+  *owned = 1;
+  if (g->dtype == FSVC_FLOAT32) pack_weight_f32(w, wp, g->Cout, Cin_g, g->K);
+  else pack_weight_f64(w, wp, g->Cout, Cin_g, g->K);
+  return wp;
+}
+
+int nn_conv1d_forward_kernel(const nn_conv_geom *g, const void *x, const void *w,
+                             const void *bias, void *y) {
+  int64_t Cin_g = g->Cin / g->groups, Cout_g = g->Cout / g->groups, KC = g->K * Cin_g;
+  size_t es = fsvc_dtype_size(g->dtype);
+  int owned;
+  char *wp = packed_weight(g, w, &owned);
+  if (!wp) { fsvc_set_error("conv1d: out of memory"); return -1; }
+  char *col = NULL;
+  if (g->stride != 1) {
+    col = malloc((size_t)(KC * g->Ty) * es + 1);
+    if (!col) { if (owned) free(wp); fsvc_set_error("conv1d: out of memory"); return -1; }
+  }
+  for (int64_t b = 0; b < g->B; b++)
+    for (int64_t gr = 0; gr < g->groups; gr++) {
+      const char *X = (const char *)x + (b * g->Cin + gr * Cin_g) * g->Tx * es;
+      char *Y = (char *)y + (b * g->Cout + gr * Cout_g) * g->Ty * es;
+      const char *Wg = wp + gr * Cout_g * KC * es;
+      const char *bg = bias ? (const char *)bias + gr * Cout_g * es : NULL;
+      DISPATCH(g->dtype, fill_rows, (void *)Y, (const void *)bg, Cout_g, g->Ty);
+      if (g->stride == 1) {
+        for (int64_t k = 0; k < g->K; k++) {
+          int64_t shift, lo, hi;
+          tap_range(g, k, &shift, &lo, &hi);
+          if (hi > lo)
+            nn_gemm(g->dtype, 0, 0, Cout_g, hi - lo, Cin_g, 1.0, Wg + k * Cin_g * es, KC,
+                    X + (lo + shift) * es, g->Tx, 1.0, Y + lo * es, g->Ty);
+        }
+      } else {
+        DISPATCH(g->dtype, im2col, (const void *)X, (void *)col, Cin_g, g->Tx, g->K, g->Ty,
+                 g->stride, g->dilation, g->padding);
+        nn_gemm(g->dtype, 0, 0, Cout_g, g->Ty, KC, 1.0, Wg, KC, col, g->Ty, 1.0, Y, g->Ty);
+      }
+    }
+  free(col);
+  if (owned) free(wp);
+  return 0;
+}
+
+int nn_conv1d_backward_data_kernel(const nn_conv_geom *g, const void *gy, const void *w,
+                                   void *gx) {
+  int64_t Cin_g = g->Cin / g->groups, Cout_g = g->Cout / g->groups, KC = g->K * Cin_g;
+  size_t es = fsvc_dtype_size(g->dtype);
+  int owned;
+  char *wp = packed_weight(g, w, &owned);
+  if (!wp) { fsvc_set_error("conv1d backward: out of memory"); return -1; }
+  char *col = NULL;
+  if (g->stride != 1) {
+    col = malloc((size_t)(KC * g->Ty) * es + 1);
+    if (!col) { if (owned) free(wp); fsvc_set_error("conv1d backward: out of memory"); return -1; }
+  }
+  memset(gx, 0, (size_t)(g->B * g->Cin * g->Tx) * es);
+  for (int64_t b = 0; b < g->B; b++)
+    for (int64_t gr = 0; gr < g->groups; gr++) {
+      char *GX = (char *)gx + (b * g->Cin + gr * Cin_g) * g->Tx * es;
+      const char *GY = (const char *)gy + (b * g->Cout + gr * Cout_g) * g->Ty * es;
+      const char *Wg = wp + gr * Cout_g * KC * es;
+      if (g->stride == 1) {
+        for (int64_t k = 0; k < g->K; k++) {
+          int64_t shift, lo, hi;
+          tap_range(g, k, &shift, &lo, &hi);
+          if (hi > lo) /* GX[:, lo+shift .. hi+shift) += W_k^T @ GY[:, lo .. hi) */
+            nn_gemm(g->dtype, 1, 0, Cin_g, hi - lo, Cout_g, 1.0, Wg + k * Cin_g * es, KC,
+                    GY + lo * es, g->Ty, 1.0, GX + (lo + shift) * es, g->Tx);
+        }
+      } else {
+        nn_gemm(g->dtype, 1, 0, KC, g->Ty, Cout_g, 1.0, Wg, KC, GY, g->Ty, 0.0, col, g->Ty);
+        DISPATCH(g->dtype, col2im, (const void *)col, (void *)GX, Cin_g, g->Tx, g->K, g->Ty,
+                 g->stride, g->dilation, g->padding);
+      }
+    }
+  free(col);
+  if (owned) free(wp);
+  return 0;
+}
+
+int nn_conv1d_backward_weight_kernel(const nn_conv_geom *g, const void *x, const void *gy,
+                                     void *gw) {
+  int64_t Cin_g = g->Cin / g->groups, Cout_g = g->Cout / g->groups, KC = g->K * Cin_g;
+  size_t es = fsvc_dtype_size(g->dtype);
+  size_t wbytes = (size_t)(g->Cout * KC) * es;
+  /* accumulate in the packed layout; for K == 1 it is gw's own layout */
+  char *gwp = g->K == 1 ? gw : malloc(wbytes + 1);
+  char *col = g->stride != 1 ? malloc((size_t)(KC * g->Ty) * es + 1) : NULL;
+  if (!gwp || (g->stride != 1 && !col)) {
+    if (gwp != gw) free(gwp);
+    free(col);
+    fsvc_set_error("conv1d backward: out of memory");
+    return -1;
+  }
+  memset(gwp, 0, wbytes);
+  for (int64_t b = 0; b < g->B; b++)
+    for (int64_t gr = 0; gr < g->groups; gr++) {
+      const char *X = (const char *)x + (b * g->Cin + gr * Cin_g) * g->Tx * es;
+      const char *GY = (const char *)gy + (b * g->Cout + gr * Cout_g) * g->Ty * es;
+      char *GW = gwp + gr * Cout_g * KC * es;
+      if (g->stride == 1) {
+        for (int64_t k = 0; k < g->K; k++) {
+          int64_t shift, lo, hi;
+          tap_range(g, k, &shift, &lo, &hi);
+          if (hi > lo) /* gW_k += GY[:, lo..hi) @ X[:, lo+shift .. hi+shift)^T */
+            nn_gemm(g->dtype, 0, 1, Cout_g, Cin_g, hi - lo, 1.0, GY + lo * es, g->Ty,
+                    X + (lo + shift) * es, g->Tx, 1.0, GW + k * Cin_g * es, KC);
+        }
+      } else {
+        DISPATCH(g->dtype, im2col, (const void *)X, (void *)col, Cin_g, g->Tx, g->K, g->Ty,
+                 g->stride, g->dilation, g->padding);
+        nn_gemm(g->dtype, 0, 1, Cout_g, KC, g->Ty, 1.0, GY, g->Ty, col, g->Ty, 1.0, GW, KC);
+      }
+    }
+  if (gwp != gw) {
+    if (g->dtype == FSVC_FLOAT32) unpack_weight_f32((const float *)gwp, gw, g->Cout, Cin_g, g->K);
+    else unpack_weight_f64((const double *)gwp, gw, g->Cout, Cin_g, g->K);
+    free(gwp);
+  }
+  free(col);
+  return 0;
+}
+
+/* ---- the op --------------------------------------------------------------------------------- */
+static void params_or_default(const fsvc_conv1d_params *p, int64_t *s, int64_t *pad, int64_t *d,
+                              int64_t *gr) {
+  *s = p && p->stride ? p->stride : 1;
+  *pad = p ? p->padding : 0;
+  *d = p && p->dilation ? p->dilation : 1;
+  *gr = p && p->groups ? p->groups : 1;
+}
+
+/* A [B, C, T] view of a 2-D or 3-D tensor (unbatched [C, T] gets B = 1), contiguous. */
+static fsvc_tensor *as_batched_contiguous(const fsvc_tensor *t) {
+  fsvc_tensor *c = fsvc_contiguous_raw(t);
+  if (!c || t->ndim == 3) return c;
+  int64_t shape[3] = {1, t->shape[0], t->shape[1]}, stride[3];
+  fsvc_contiguous_strides(3, shape, stride);
+  fsvc_tensor *v = fsvc_view_raw(c, 3, shape, stride, c->offset);
+  fsvc_tensor_release(c);
+  return v;
+}
+
+static int conv1d_backward(fsvc_node *node, const fsvc_tensor *grad, fsvc_tensor **grad_in) {
+  nn_conv_geom g;
+  const fsvc_tensor *x0 = node->saved[0], *w0 = node->saved[1];
+  g.stride = node->iarg[0]; g.padding = node->iarg[1]; g.dilation = node->iarg[2];
+  g.groups = node->iarg[3];
+  fsvc_tensor *x = as_batched_contiguous(x0), *w = fsvc_contiguous_raw(w0);
+  fsvc_tensor *gy = as_batched_contiguous(grad);
+  int rc = -1;
+  if (!x || !w || !gy) goto done;
+  g.B = x->shape[0]; g.Cin = x->shape[1]; g.Tx = x->shape[2];
+  g.Cout = w->shape[0]; g.K = w->shape[2]; g.Ty = gy->shape[2]; g.dtype = x->dtype;
+  if (node->edges[0].needs_grad) {
+    fsvc_tensor *gx = fsvc_empty(x0->ndim, x0->shape, x0->dtype);
+    if (!gx || nn_conv1d_backward_data_kernel(&g, fsvc_data(gy), fsvc_data(w), fsvc_data(gx))) {
+      fsvc_tensor_release(gx);
+      goto done;
+    }
+    grad_in[0] = gx;
+  }
+  if (node->edges[1].needs_grad) {
+    fsvc_tensor *gw = fsvc_empty(3, w->shape, w->dtype);
+    if (!gw || nn_conv1d_backward_weight_kernel(&g, fsvc_data(x), fsvc_data(gy), fsvc_data(gw))) {
+      fsvc_tensor_release(gw);
+      goto done;
+    }
+    grad_in[1] = gw;
+  }
+  if (node->n_inputs > 2 && node->edges[2].needs_grad) {
+    fsvc_tensor *gb = fsvc_empty(1, &g.Cout, g.dtype);
+    if (!gb) goto done;
+    nn_sum_bias_grad(g.dtype, g.B, g.Cout, g.Ty, fsvc_data(gy), fsvc_data(gb));
+    grad_in[2] = gb;
+  }
+  rc = 0;
+done:
+  fsvc_tensor_release(x);
+  fsvc_tensor_release(w);
+  fsvc_tensor_release(gy);
+  return rc;
+}
+
+fsvc_tensor *fsvc_conv1d(const fsvc_tensor *x, const fsvc_tensor *w, const fsvc_tensor *bias,
+                         const fsvc_conv1d_params *p) {
+  char sx[128], sw[128], sb[128];
+  if (nn_check_float(x, "conv1d", "input") || nn_check_float(w, "conv1d", "weight")) return NULL;
+  if (bias && nn_check_float(bias, "conv1d", "bias")) return NULL;
+  if (x->dtype != w->dtype || (bias && bias->dtype != x->dtype)) {
+    fsvc_set_error("conv1d: dtypes differ (input %s, weight %s%s%s)", fsvc_dtype_name(x->dtype),
+                   fsvc_dtype_name(w->dtype), bias ? ", bias " : "",
+                   bias ? fsvc_dtype_name(bias->dtype) : "");
+    return NULL;
+  }
+  int64_t s, pad, d, gr;
+  params_or_default(p, &s, &pad, &d, &gr);
+  if (s < 1 || pad < 0 || d < 1 || gr < 1) {
+    fsvc_set_error("conv1d: need stride >= 1, padding >= 0, dilation >= 1, groups >= 1 (got %lld, "
+                   "%lld, %lld, %lld)", (long long)s, (long long)pad, (long long)d, (long long)gr);
+    return NULL;
+  }
+  if ((x->ndim != 2 && x->ndim != 3) || w->ndim != 3) {
+    fsvc_set_error("conv1d: expected input [B, Cin, T] or [Cin, T] and weight [Cout, Cin/groups, "
+                   "K], got %s and %s", fsvc_shape_str(x, sx, 128), fsvc_shape_str(w, sw, 128));
+    return NULL;
+  }
+  int64_t B = x->ndim == 3 ? x->shape[0] : 1, Cin = x->shape[x->ndim - 2];
+  int64_t Tx = x->shape[x->ndim - 1], Cout = w->shape[0], K = w->shape[2];
+  if (Cin % gr || Cout % gr || w->shape[1] * gr != Cin || K < 1 || Cout < 1) {
+    fsvc_set_error("conv1d: input %s and weight %s do not match with groups=%lld",
+                   fsvc_shape_str(x, sx, 128), fsvc_shape_str(w, sw, 128), (long long)gr);
+    return NULL;
+  }
+  if (bias && (bias->ndim != 1 || bias->shape[0] != Cout)) {
+    fsvc_set_error("conv1d: bias must be [%lld], got %s", (long long)Cout,
+                   fsvc_shape_str(bias, sb, 128));
+    return NULL;
+  }
+  int64_t span = d * (K - 1) + 1;
+  if (Tx + 2 * pad < span || B == 0 || Cin == 0) {
+    fsvc_set_error("conv1d: input %s (padded length %lld) is shorter than the kernel span %lld or "
+                   "empty", fsvc_shape_str(x, sx, 128), (long long)(Tx + 2 * pad), (long long)span);
+    return NULL;
+  }
+  nn_conv_geom g = {B, Cin, Cout, K, Tx, (Tx + 2 * pad - span) / s + 1, s, pad, d, gr, x->dtype};
+  int64_t oshape[3] = {B, Cout, g.Ty};
+  fsvc_tensor *out = x->ndim == 3 ? fsvc_empty(3, oshape, x->dtype)
+                                  : fsvc_empty(2, oshape + 1, x->dtype);
+  fsvc_tensor *xc = fsvc_contiguous_raw(x), *wc = fsvc_contiguous_raw(w);
+  fsvc_tensor *bc = bias ? fsvc_contiguous_raw(bias) : NULL;
+  int rc = (!out || !xc || !wc || (bias && !bc))
+               ? -1
+               : nn_conv1d_forward_kernel(&g, fsvc_data(xc), fsvc_data(wc),
+                                          bc ? fsvc_data(bc) : NULL, fsvc_data(out));
+  fsvc_tensor_release(xc);
+  fsvc_tensor_release(wc);
+  fsvc_tensor_release(bc);
+  if (rc) { fsvc_tensor_release(out); return NULL; }
+  fsvc_tensor *inputs[3] = {(fsvc_tensor *)x, (fsvc_tensor *)w, (fsvc_tensor *)bias};
+  fsvc_node *n = fsvc_node_new("conv1d", bias ? 3 : 2, inputs, conv1d_backward);
+  if (n) {
+    fsvc_node_save(n, x);
+    fsvc_node_save(n, w);
+    n->iarg[0] = s; n->iarg[1] = pad; n->iarg[2] = d; n->iarg[3] = gr;
+    fsvc_node_attach(n, out);
+  }
+  return out;
+}
+
+__attribute__((constructor)) static void register_ops(void) {
+  fsvc_register_differentiable("conv1d");
+}

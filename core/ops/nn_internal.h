@@ -1,0 +1,65 @@
+/* Private helpers shared by the heavy ops (matmul.c, conv1d.c, conv_transpose1d.c, pool1d.c,
+ * interpolate.c): argument checks, a dtype-dispatching GEMM, and the 1-D convolution kernels on
+ * raw contiguous buffers (conv_transpose1d is built from the same kernels: its forward is the
+ * data-gradient of a convolution). */
+#ifndef FSVC_OPS_NN_INTERNAL_H
+#define FSVC_OPS_NN_INTERNAL_H
+#include <cblas.h>
+#include <stdint.h>
+
+#include "fsvc/autograd.h"
+#include "fsvc/error.h"
+#include "fsvc/tensor.h"
+
+/* A usable float32/float64 tensor (not NULL, not freed); sets an error naming op and arg. */
+static inline int nn_check_float(const fsvc_tensor *t, const char *op, const char *arg) {
+  if (!t) { fsvc_set_error("%s: %s is NULL", op, arg); return -1; }
+  if (!t->storage) { fsvc_set_error("%s: %s: tensor was freed", op, arg); return -1; }
+  if (t->dtype != FSVC_FLOAT32 && t->dtype != FSVC_FLOAT64) {
+    fsvc_set_error("%s: %s must be float32 or float64, got %s", op, arg, fsvc_dtype_name(t->dtype));
+    return -1;
+  }
+  return 0;
+}
+
+/* C[M,N] = alpha * op(A) op(B) + beta * C, row-major, on float32 or float64 buffers. */
+static inline void nn_gemm(fsvc_dtype dt, int transa, int transb, int64_t M, int64_t N, int64_t K,
+                           double alpha, const void *A, int64_t lda, const void *B, int64_t ldb,
+                           double beta, void *C, int64_t ldc) {
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0) { /* BLAS would leave C untouched; beta must still apply */
+    for (int64_t i = 0; i < M; i++)
+      for (int64_t j = 0; j < N; j++) {
+        if (dt == FSVC_FLOAT32) { float *c = (float *)C + i * ldc + j; *c = beta == 0 ? 0.f : (float)(beta * *c); }
+        else { double *c = (double *)C + i * ldc + j; *c = beta == 0 ? 0.0 : beta * *c; }
+      }
+    return;
+  }
+  enum CBLAS_TRANSPOSE ta = transa ? CblasTrans : CblasNoTrans;
+  enum CBLAS_TRANSPOSE tb = transb ? CblasTrans : CblasNoTrans;
+  if (dt == FSVC_FLOAT32)
+    cblas_sgemm(CblasRowMajor, ta, tb, (int)M, (int)N, (int)K, (float)alpha, (const float *)A,
+                (int)lda, (const float *)B, (int)ldb, (float)beta, (float *)C, (int)ldc);
+  else
+    cblas_dgemm(CblasRowMajor, ta, tb, (int)M, (int)N, (int)K, alpha, (const double *)A, (int)lda,
+                (const double *)B, (int)ldb, beta, (double *)C, (int)ldc);
+}
+
+/* Geometry of one 1-D convolution y = conv(x, w): x [B, Cin, Tx], w [Cout, Cin/groups, K],
+ * y [B, Cout, Ty], y[t] reads x[t*stride + k*dilation - padding]. */
+typedef struct {
+  int64_t B, Cin, Cout, K, Tx, Ty, stride, padding, dilation, groups;
+  fsvc_dtype dtype;
+} nn_conv_geom;
+
+/* All buffers contiguous, of geom.dtype. y = conv(x, w) (+ bias[Cout] if bias != NULL). */
+int nn_conv1d_forward_kernel(const nn_conv_geom *g, const void *x, const void *w,
+                             const void *bias, void *y);
+/* gx = conv^T(gy, w): the gradient of conv w.r.t. x, written (not accumulated) into gx. */
+int nn_conv1d_backward_data_kernel(const nn_conv_geom *g, const void *gy, const void *w, void *gx);
+/* gw = d conv / d w contracted with gy, written into gw [Cout, Cin/groups, K]. */
+int nn_conv1d_backward_weight_kernel(const nn_conv_geom *g, const void *x, const void *gy,
+                                     void *gw);
+/* gb[c] = sum over batch and time of gy[b, c, t] (gy [B, C, T]), written into gb. */
+void nn_sum_bias_grad(fsvc_dtype dt, int64_t B, int64_t C, int64_t T, const void *gy, void *gb);
+#endif
