@@ -301,6 +301,10 @@ fsvc_tensor *fsvc_conv1d(const fsvc_tensor *x, const fsvc_tensor *w, const fsvc_
                    "%lld, %lld, %lld)", (long long)s, (long long)pad, (long long)d, (long long)gr);
     return NULL;
   }
+  if (s > NN_MAX_PARAM || pad > NN_MAX_PARAM || d > NN_MAX_PARAM || gr > NN_MAX_PARAM) {
+    fsvc_set_error("conv1d: stride, padding, dilation and groups must be < 2^31");
+    return NULL;
+  }
   if ((x->ndim != 2 && x->ndim != 3) || w->ndim != 3) {
     fsvc_set_error("conv1d: expected input [B, Cin, T] or [Cin, T] and weight [Cout, Cin/groups, "
                    "K], got %s and %s", fsvc_shape_str(x, sx, 128), fsvc_shape_str(w, sw, 128));

@@ -90,6 +90,10 @@ fsvc_tensor *fsvc_conv_transpose1d(const fsvc_tensor *x, const fsvc_tensor *w,
                    (long long)output_padding);
     return NULL;
   }
+  if (s > NN_MAX_PARAM || pad > NN_MAX_PARAM || d > NN_MAX_PARAM || gr > NN_MAX_PARAM) {
+    fsvc_set_error("%s: stride, padding, dilation and groups must be < 2^31", op);
+    return NULL;
+  }
   if ((x->ndim != 2 && x->ndim != 3) || w->ndim != 3) {
     fsvc_set_error("%s: expected input [B, Cin, T] or [Cin, T] and weight [Cin, Cout/groups, K], "
                    "got %s and %s", op, fsvc_shape_str(x, sx, 128), fsvc_shape_str(w, sw, 128));

@@ -119,8 +119,8 @@ fsvc_tensor *fsvc_interpolate(const fsvc_tensor *x, int64_t out_size, double sca
     fsvc_set_error("interpolate: unknown mode %d", (int)mode);
     return NULL;
   }
-  if (out_size < 1 || isnan(scale) || isinf(scale)) {
-    fsvc_set_error("interpolate: output size must be >= 1 and the scale finite (size %lld, input "
+  if (out_size < 1 || out_size > NN_MAX_PARAM || isnan(scale) || isinf(scale)) {
+    fsvc_set_error("interpolate: output size must be in 1..2^31 and the scale finite (size %lld, input "
                    "%s)", (long long)out_size, fsvc_shape_str(x, sx, 128));
     return NULL;
   }

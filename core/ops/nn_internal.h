@@ -11,6 +11,10 @@
 #include "fsvc/error.h"
 #include "fsvc/tensor.h"
 
+/* Upper bound of stride, padding, dilation, kernel and interpolation sizes: keeps every index
+ * computation far from int64 overflow. */
+#define NN_MAX_PARAM ((int64_t)1 << 31)
+
 /* A usable float32/float64 tensor (not NULL, not freed); sets an error naming op and arg. */
 static inline int nn_check_float(const fsvc_tensor *t, const char *op, const char *arg) {
   if (!t) { fsvc_set_error("%s: %s is NULL", op, arg); return -1; }

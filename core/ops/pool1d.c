@@ -21,8 +21,9 @@ static int pool_check(const fsvc_tensor *x, int64_t kernel, int64_t *stride, int
     fsvc_set_error("%s: expected [B, C, T] or [C, T], got %s", op, fsvc_shape_str(x, sx, 128));
     return -1;
   }
-  if (kernel < 1 || padding < 0 || padding > kernel / 2) {
-    fsvc_set_error("%s: need kernel >= 1 and 0 <= padding <= kernel/2 (kernel %lld, padding %lld)",
+  if (kernel < 1 || padding < 0 || padding > kernel / 2 || kernel > NN_MAX_PARAM ||
+      *stride > NN_MAX_PARAM) {
+    fsvc_set_error("%s: need 1 <= kernel, stride < 2^31 and 0 <= padding <= kernel/2 (kernel %lld, padding %lld)",
                    op, (long long)kernel, (long long)padding);
     return -1;
   }

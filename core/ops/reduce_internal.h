@@ -34,6 +34,9 @@ typedef struct {
  * allow_int). Returns 0 or -1 with an error naming op. */
 int fsvc_reduce_check_input(const fsvc_tensor *a, const char *op, int allow_int);
 
+/* fsvc_normalize_dim, also accepting -1 for a 0-d tensor (PyTorch does: x:sum(-1) of a scalar). */
+int fsvc_reduce_norm_dim(int dim, int ndim, const char *op);
+
 /* Normalises dims (n_dims = 0: all), rejects duplicates, and builds the plan. */
 int fsvc_reduce_plan_init(fsvc_reduce_plan *p, const fsvc_tensor *a, int n_dims, const int *dims,
                           int keepdim, const char *op);
