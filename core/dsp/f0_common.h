@@ -1,0 +1,93 @@
+/* Internal helpers shared by Harvest, DIO and StoneMask (core/dsp/harvest.c, dio.c,
+ * stonemask.c). Not a public API: names carry the fsvc_f0i_ prefix. */
+#ifndef FSVC_F0_COMMON_H
+#define FSVC_F0_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdarg.h>
+
+#define FSVC_F0I_PI 3.1415926535897932384
+#define FSVC_F0I_LOG2 0.69314718055994529
+#define FSVC_F0I_EPS 1e-12 /* safeguard against division by zero */
+
+/* Round half away from zero, as MATLAB's round(). */
+static inline int fsvc_f0i_round(double x) { return x > 0 ? (int)(x + 0.5) : (int)(x - 0.5); }
+static inline int fsvc_f0i_imin(int a, int b) { return a < b ? a : b; }
+static inline int fsvc_f0i_imax(int a, int b) { return a > b ? a : b; }
+
+/* Smallest power of two strictly above n: 2^(floor(log2 n) + 1). */
+int fsvc_f0i_fft_size_above(int n);
+
+/* ---- FFT (core/dsp/f0_fft.c): double precision, complex, power-of-two sizes ---------------- */
+typedef struct {
+  int n;           /* transform size (power of two, >= 1) */
+  int *rev;        /* bit-reversal permutation */
+  double *tw;      /* per-stage twiddles, interleaved (cos, sin) */
+} fsvc_f0i_fft;
+
+int fsvc_f0i_fft_init(fsvc_f0i_fft *p, int n); /* 0, or -1 when out of memory */
+void fsvc_f0i_fft_free(fsvc_f0i_fft *p);
+/* In place on n interleaved complex values (re, im). Forward uses exp(-i...), inverse
+ * exp(+i...); neither is normalised. */
+void fsvc_f0i_fft_forward(const fsvc_f0i_fft *p, double *z);
+void fsvc_f0i_fft_inverse(const fsvc_f0i_fft *p, double *z);
+
+/* ---- signal helpers --------------------------------------------------------------------------- */
+/* Nuttall window (4-term, continuous first derivative) of length n, periodic over n-1. */
+void fsvc_f0i_nuttall(int n, double *w);
+
+/* Decimation by r (1..12) like MATLAB's decimate() with a 3rd-order Chebyshev type I low-pass
+ * (0.05 dB ripple, cutoff 0.8/r of Nyquist), zero-phase (forward-backward) with 9-sample
+ * reflected padding. y receives (n - 1) / r + 1 samples. Returns 0, or -1 when out of memory. */
+int fsvc_f0i_decimate(const double *x, int n, int r, double *y);
+
+/* Zero-crossing events of a filtered signal: interval estimates (Hz) and their locations (s) for
+ * negative-going zero crossings, positive-going ones, peaks and dips. */
+typedef struct {
+  double *loc[4];
+  double *val[4];
+  int count[4];
+} fsvc_f0i_events;
+
+int fsvc_f0i_events_alloc(fsvc_f0i_events *e, int len);
+void fsvc_f0i_events_free(fsvc_f0i_events *e);
+/* sig (len samples) is overwritten. */
+void fsvc_f0i_four_events(double *sig, int len, double fs, fsvc_f0i_events *e);
+
+/* Linear interpolation with linear extrapolation beyond both ends (x increasing, n >= 2,
+ * xi increasing). */
+void fsvc_f0i_interp1(const double *x, const double *y, int n, const double *xi, int ni,
+                      double *yi);
+
+/* ---- instantaneous-frequency analysis (Harvest refinement and StoneMask) --------------------- */
+typedef struct {
+  double *tab[31]; /* tab[k]: cos/sin table for size 2^k, interleaved, built on demand */
+  double *sw, *sd; /* windowed segment (main window, derivative window) */
+  int cap;         /* capacity of sw/sd */
+  int len;         /* segment length */
+  int nfft;        /* nominal FFT size (bins are measured on this grid) */
+  int lg;          /* log2(nfft) */
+  double fs;
+} fsvc_f0i_ifa;
+
+void fsvc_f0i_ifa_init(fsvc_f0i_ifa *a);
+void fsvc_f0i_ifa_free(fsvc_f0i_ifa *a);
+/* Cuts and windows the segment around time t (s) sized for f0 (Hz): a Blackman window of
+ * 3 periods. Returns 0, or -1 when out of memory. */
+int fsvc_f0i_ifa_prepare(fsvc_f0i_ifa *a, const double *x, int xlen, double fs, double t,
+                         double f0);
+/* Weighted-mean instantaneous frequency of the first nh harmonics of f0 on the prepared
+ * segment. When score is not NULL it receives Harvest's reliability score. */
+double fsvc_f0i_ifa_fix(const fsvc_f0i_ifa *a, double f0, int nh, double *score);
+
+/* ---- argument checks -------------------------------------------------------------------------- */
+void fsvc_f0i_error(char *errbuf, size_t errlen, const char *fmt, ...);
+/* Validates samples and common arguments; returns 0 or -1 (message written). */
+int fsvc_f0i_check_signal(const char *who, const double *x, int64_t n, int sample_rate,
+                          char *errbuf, size_t errlen);
+/* Validates f0_floor, f0_ceil and frame_period_ms of o (a const fsvc_f0_options *). */
+int fsvc_f0i_check_options(const char *who, const void *o, int sample_rate, char *errbuf,
+                           size_t errlen);
+
+#endif
