@@ -67,7 +67,7 @@ static int cumsum_backward(fsvc_node *n, const fsvc_tensor *g, fsvc_tensor **gi)
 
 fsvc_tensor *fsvc_cumsum(const fsvc_tensor *a, int dim) {
   if (fsvc_reduce_check_input(a, "cumsum", 1) != 0) return NULL;
-  int d = fsvc_normalize_dim(dim, a->ndim, "cumsum");
+  int d = fsvc_reduce_norm_dim(dim, a->ndim, "cumsum");
   if (d < 0) return NULL;
   int64_t outer, R, inner;
   dim_layout(a->shape, a->ndim, d, &outer, &R, &inner);

@@ -119,7 +119,7 @@ static fsvc_tensor *extremum_dim(const fsvc_tensor *a, int dim, int keepdim, fsv
   const char *op = want_max ? "max" : "min";
   if (indices) *indices = NULL;
   if (fsvc_reduce_check_input(a, op, 1) != 0) return NULL;
-  int d = fsvc_normalize_dim(dim, a->ndim, op);
+  int d = fsvc_reduce_norm_dim(dim, a->ndim, op);
   if (d < 0) return NULL;
   fsvc_reduce_plan pl;
   if (fsvc_reduce_plan_dim(&pl, a, d, keepdim, op) != 0) return NULL;

@@ -25,6 +25,11 @@ int fsvc_reduce_check_input(const fsvc_tensor *a, const char *op, int allow_int)
   }
 }
 
+int fsvc_reduce_norm_dim(int dim, int ndim, const char *op) {
+  if (ndim == 0 && dim == -1) return 0;
+  return fsvc_normalize_dim(dim, ndim, op);
+}
+
 /* A contiguous [outer, R, inner] buffer for the reduced-dims mask. */
 static int plan_build(fsvc_reduce_plan *p, const fsvc_tensor *a, unsigned mask, int keepdim) {
   int nd = a->ndim;
@@ -94,7 +99,7 @@ int fsvc_reduce_plan_init(fsvc_reduce_plan *p, const fsvc_tensor *a, int n_dims,
     mask = a->ndim ? (1u << a->ndim) - 1 : 0;
   } else {
     for (int i = 0; i < n_dims; i++) {
-      int d = fsvc_normalize_dim(dims[i], a->ndim, op);
+      int d = fsvc_reduce_norm_dim(dims[i], a->ndim, op);
       if (d < 0) return -1;
       if (a->ndim == 0) continue; /* dim 0 / -1 of a 0-d tensor names the tensor itself */
       if (mask & (1u << d)) {

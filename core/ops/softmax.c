@@ -170,7 +170,7 @@ static int softmax_backward(fsvc_node *n, const fsvc_tensor *g, fsvc_tensor **gi
 static fsvc_tensor *softmax_impl(const fsvc_tensor *a, int dim, int log_out) {
   const char *op = log_out ? "log_softmax" : "softmax";
   if (fsvc_reduce_check_input(a, op, 0) != 0) return NULL;
-  int d = fsvc_normalize_dim(dim, a->ndim, op);
+  int d = fsvc_reduce_norm_dim(dim, a->ndim, op);
   if (d < 0) return NULL;
   int64_t outer, R, inner;
   dim_layout(a->ndim, a->shape, d, &outer, &R, &inner);

@@ -82,7 +82,7 @@ fsvc_tensor *fsvc_topk(const fsvc_tensor *a, int64_t k, int dim, int largest, in
   (void)sorted; /* always sorted: costs nothing extra here and keeps results deterministic */
   if (indices) *indices = NULL;
   if (fsvc_reduce_check_input(a, "topk", 1) != 0) return NULL;
-  int d = fsvc_normalize_dim(dim, a->ndim, "topk");
+  int d = fsvc_reduce_norm_dim(dim, a->ndim, "topk");
   if (d < 0) return NULL;
   int64_t R = a->ndim ? a->shape[d] : 1;
   if (k < 0 || k > R) {
