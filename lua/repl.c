@@ -85,7 +85,9 @@ static const char *const format_chunk =
 
 /* Given the word under the cursor ("fsvc.nn.Con", "s:up", "pri"), returns the candidates as a
  * list of strings: fields of the object the dotted path names (following __index tables), or
- * globals and keywords. Functions get a "(" appended. */
+ * globals and keywords. Functions get a "(" appended. When __index is a function (a tensor's),
+ * the methods are looked up in the table that the metatable's __name names from _G: a userdata
+ * with __name "fsvc.Tensor" completes from fsvc.Tensor. */
 static const char *const complete_chunk =
     "local keywords = { 'and', 'break', 'do', 'else', 'elseif', 'end', 'false', 'for',\n"
     "  'function', 'goto', 'if', 'in', 'local', 'nil', 'not', 'or', 'repeat', 'return', 'then',\n"
@@ -96,7 +98,8 @@ static const char *const complete_chunk =
     "  if not path or (sep == '' and path ~= '') then return results end\n"
     "  local function add(name, value)\n"
     "    if type(name) == 'string' and not seen[name] and name:match('^[%a_][%w_]*$')\n"
-    "        and name:sub(1, #partial) == partial then\n"
+    "        and name:sub(1, #partial) == partial\n"
+    "        and (name:sub(1, 1) ~= '_' or partial:sub(1, 1) == '_') then -- _private on request\n"
     "      seen[name] = true\n"
     "      local tail = type(value) == 'function' and '(' or ''\n"
     "      results[#results + 1] = path .. sep .. name .. tail\n"
@@ -114,7 +117,18 @@ static const char *const complete_chunk =
     "  for _ = 1, 10 do\n"
     "    if type(obj) == 'table' then for k, v in next, obj do add(k, v) end end\n"
     "    local mt = debug.getmetatable(obj)\n"
-    "    obj = type(mt) == 'table' and rawget(mt, '__index') or nil\n"
+    "    if type(mt) ~= 'table' then break end\n"
+    "    local index = rawget(mt, '__index')\n"
+    "    if type(index) ~= 'table' then\n"
+    "      index = nil\n"
+    "      local name = rawget(mt, '__name')\n"
+    "      if type(name) == 'string' then\n"
+    "        local t = _G\n"
+    "        for part in name:gmatch('[^.]+') do t = type(t) == 'table' and rawget(t, part) or nil end\n"
+    "        if type(t) == 'table' and t ~= obj then index = t end\n"
+    "      end\n"
+    "    end\n"
+    "    obj = index\n"
     "    if obj == nil then break end\n"
     "  end\n"
     "  return results\n"

@@ -354,14 +354,15 @@ describe("fsvc REPL on a terminal", function()
     return out, home
   end
 
-  it("prompts, continues unfinished statements, prints results and keeps history", function()
+  it("prompts, continues statements, prints results, completes and keeps history", function()
     if not has_script then pending("no script(1)") return end
     local out, home = session({ 0.3, "x = 1 + 1\n", "x * 21\n", "for i = 1, 2 do\n", "print('loop' .. i)\n",
-      "end\n", "error('oops')\n", 0.3 })
+      "end\n", "error('oops')\n", "tbl = {alpha = 5}\n", "tbl.al\t * 3\n", 0.3 })
     assert.matches("fsvc %S+ .* Lua 5%.4 .* type help%(%) or fsvc%.help%(%)", out)
     assert.matches("fsvc> x %* 21\n42\n", out)
     assert.matches("   >> end\nloop1\nloop2\n", out)
     assert.matches("fsvc: stdin:1: oops", out)
+    assert.matches("fsvc> tbl%.alpha %* 3\n15\n", out) -- Tab completed the field
     local history = read_all(home .. "/.fsvc_history")
     assert.truthy(history:find("for i = 1, 2 do\nprint('loop' .. i)\nend\n", 1, true))
     assert.truthy(history:find("x * 21\n", 1, true))
