@@ -21,7 +21,7 @@
 static int int_arg(lua_State *L, int idx, const char *op, const char *name) {
   int64_t v = fsvc_lua_check_int(L, idx, op, name);
   if (v < -(1 << 24) || v > (1 << 24))
-    luaL_error(L, "%s: argument #%d (%s) = %lld is out of range", op, idx, name, (long long)v);
+    luaL_error(L, "%s: argument #%d (%s) = %I is out of range", op, idx, name, (lua_Integer)v);
   return (int)v;
 }
 
@@ -226,8 +226,8 @@ static int l_split(lua_State *L) {
       total += s;
     }
     if (total != x->shape[d])
-      return luaL_error(L, "split: sizes add up to %lld but dim %d has size %lld", (long long)total,
-                        dim, (long long)x->shape[d]);
+      return luaL_error(L, "split: sizes add up to %I but dim %d has size %I", (lua_Integer)total,
+                        dim, (lua_Integer)x->shape[d]);
     lua_createtable(L, len, 0);
     int64_t start = 0;
     for (int i = 0; i < len; i++) {
