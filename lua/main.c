@@ -437,7 +437,11 @@ static int pmain(lua_State *L) {
   int args = argc > 0 ? collect_args(argv, &script) : 0;
   luaL_checkversion(L);
   if (args & has_error) {
-    fprintf(stderr, "%s: unrecognized option '%s'\n", FSVC_PROGNAME, argv[script]);
+    const char *bad = argv[script];
+    if ((bad[1] == 'e' || bad[1] == 'l') && bad[2] == '\0')
+      fprintf(stderr, "%s: '%s' needs argument\n", FSVC_PROGNAME, bad);
+    else
+      fprintf(stderr, "%s: unrecognized option '%s'\n", FSVC_PROGNAME, bad);
     print_usage(stderr);
     return 0;
   }
