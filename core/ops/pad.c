@@ -133,9 +133,12 @@ DEFINE_PAD_FORWARD(pad_forward_f32, float)
 DEFINE_PAD_FORWARD(pad_forward_f64, double)
 DEFINE_PAD_FORWARD(pad_forward_i64, int64_t)
 
-/* gin (contiguous, zeroed, input shape) += scatter of g (contiguous, output shape) */
+/* gin (contiguous, input shape) += scatter of g (contiguous, output shape). With `assign`, the
+ * interior of each row is written instead of added: valid when every input element is the
+ * interior source of exactly one output element (only the last dim padded, pads >= 0), which
+ * saves zeroing gin first. */
 #define DEFINE_PAD_BACKWARD(NAME, T)                                                               \
-  static void NAME(const pad_plan *p, const fsvc_tensor *g, fsvc_tensor *gin) {                    \
+  static void NAME(const pad_plan *p, const fsvc_tensor *g, fsvc_tensor *gin, int assign) {        \
     const T *src = (const T *)fsvc_data(g);                                                         \
     T *dst = (T *)fsvc_data(gin);                                                                   \
     int nd = p->nd;                                                                                 \
@@ -150,7 +153,8 @@ DEFINE_PAD_FORWARD(pad_forward_i64, int64_t)
       if (off < 0) continue;                                                                        \
       const T *gr = src + r * W;                                                                    \
       T *d = dst + off;                                                                             \
-      for (int64_t j = lo; j < hi; j++) d[j - shift] += gr[j];                                      \
+      if (assign) memcpy(d + (lo - shift), gr + lo, (size_t)(hi - lo) * sizeof(T));                 \
+      else for (int64_t j = lo; j < hi; j++) d[j - shift] += gr[j];                                 \
       for (int64_t j = 0; j < lo; j++)                                                              \
         if (mlast[j] >= 0) d[mlast[j]] += gr[j];                                                    \
       for (int64_t j = hi; j < W; j++)                                                              \
@@ -172,12 +176,16 @@ static int pad_backward(fsvc_node *n, const fsvc_tensor *g, fsvc_tensor **gin) {
   const fsvc_edge *e = &n->edges[0];
   pad_plan p;
   if (plan_build(&p, e->ndim, e->shape, c->n_pads, c->pads, c->mode) != 0) return -1;
+  int assign = e->ndim > 0 && p.lo == p.left[e->ndim - 1] && p.hi == p.lo + e->shape[e->ndim - 1];
+  for (int i = 2; i < c->n_pads; i++) assign = assign && c->pads[i] == 0;
   fsvc_tensor *gc = fsvc_contiguous_raw(g);
-  fsvc_tensor *z = gc ? fsvc_zeros(e->ndim, e->shape, g->dtype) : NULL;
+  fsvc_tensor *z = !gc ? NULL
+                   : assign ? fsvc_empty(e->ndim, e->shape, g->dtype)
+                            : fsvc_zeros(e->ndim, e->shape, g->dtype);
   if (!z) { fsvc_tensor_release(gc); plan_free(&p); return -1; }
   if (fsvc_numel(z) > 0 && fsvc_numel(gc) > 0) {
-    if (g->dtype == FSVC_FLOAT32) pad_backward_f32(&p, gc, z);
-    else pad_backward_f64(&p, gc, z);
+    if (g->dtype == FSVC_FLOAT32) pad_backward_f32(&p, gc, z, assign);
+    else pad_backward_f64(&p, gc, z, assign);
   }
   fsvc_tensor_release(gc);
   plan_free(&p);
