@@ -104,9 +104,18 @@ static void *packed_weight(const nn_conv_geom *g, const void *w, int *owned) {
   return wp;
 }
 
+/* The direct kernel wins on float32 stride-1 convs with enough output channels to fill its
+ * 12-row tiles; tiny ones (a 24 -> 1 output layer) stay on BLAS. */
+static int use_direct(const nn_conv_geom *g, int64_t Cout_g) {
+  return g->dtype == FSVC_FLOAT32 && g->stride == 1 && Cout_g >= 8 && nn_conv1d_direct_available();
+}
+
 int nn_conv1d_forward_kernel(const nn_conv_geom *g, const void *x, const void *w,
                              const void *bias, void *y) {
   int64_t Cin_g = g->Cin / g->groups, Cout_g = g->Cout / g->groups, KC = g->K * Cin_g;
+  if (use_direct(g, Cout_g))
+    return nn_conv1d_direct_f32(g->B, g->groups, Cin_g, g->Tx, Cout_g, g->Ty, g->K, g->dilation,
+                                g->padding, x, w, 0, bias, y);
   size_t es = fsvc_dtype_size(g->dtype);
   int owned;
   char *wp = packed_weight(g, w, &owned);
@@ -145,6 +154,10 @@ int nn_conv1d_forward_kernel(const nn_conv_geom *g, const void *x, const void *w
 int nn_conv1d_backward_data_kernel(const nn_conv_geom *g, const void *gy, const void *w,
                                    void *gx) {
   int64_t Cin_g = g->Cin / g->groups, Cout_g = g->Cout / g->groups, KC = g->K * Cin_g;
+  /* the data gradient is a stride-1 convolution of gy with the flipped, transposed weight */
+  if (use_direct(g, Cin_g))
+    return nn_conv1d_direct_f32(g->B, g->groups, Cout_g, g->Ty, Cin_g, g->Tx, g->K, g->dilation,
+                                g->dilation * (g->K - 1) - g->padding, gy, w, 1, NULL, gx);
   size_t es = fsvc_dtype_size(g->dtype);
   int owned;
   char *wp = packed_weight(g, w, &owned);

@@ -64,6 +64,11 @@ int nn_conv1d_backward_data_kernel(const nn_conv_geom *g, const void *gy, const 
 /* gw = d conv / d w contracted with gy, written into gw [Cout, Cin/groups, K]. */
 int nn_conv1d_backward_weight_kernel(const nn_conv_geom *g, const void *x, const void *gy,
                                      void *gw);
+/* The AVX-512 direct float32 kernel for stride 1 (conv1d_direct.c); see there. */
+int nn_conv1d_direct_available(void);
+int nn_conv1d_direct_f32(int64_t B, int64_t groups, int64_t Cin_g, int64_t Tx, int64_t Cout_g,
+                         int64_t Ty, int64_t K, int64_t dil, int64_t pad, const float *x,
+                         const float *w, int flip_transpose, const float *bias, float *y);
 /* gb[c] = sum over batch and time of gy[b, c, t] (gy [B, C, T]), written into gb. */
 void nn_sum_bias_grad(fsvc_dtype dt, int64_t B, int64_t C, int64_t T, const void *gy, void *gb);
 #endif

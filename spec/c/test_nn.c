@@ -121,6 +121,10 @@ static void test_convs(void) {
       {2, 4, 6, 3, 17, 1, 0, 1, 1}, {2, 4, 6, 3, 17, 1, 1, 1, 1}, {1, 4, 6, 3, 20, 1, 3, 3, 2},
       {2, 6, 4, 5, 30, 2, 2, 1, 2}, {1, 3, 3, 1, 9, 1, 0, 1, 1},  {2, 4, 8, 4, 25, 3, 1, 2, 4},
       {1, 2, 2, 3, 4, 1, 5, 4, 1},  {1, 8, 8, 41, 60, 2, 20, 1, 2}, {1, 3, 5, 3, 8, 1, 0, 27, 1},
+      /* wide enough for the AVX-512 direct kernel (>= 8 channels per group, stride 1): tails
+       * of the 32-step tiles, padding larger than the span, groups, 1x1 */
+      {2, 16, 20, 3, 45, 1, 2, 3, 1}, {1, 24, 24, 5, 70, 1, 40, 9, 1}, {2, 32, 16, 3, 33, 1, 1, 1, 2},
+      {1, 13, 25, 1, 100, 1, 0, 1, 1}, {3, 9, 40, 2, 31, 1, 1, 1, 1}, {1, 16, 12, 3, 300, 1, 27, 27, 1},
   };
   for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
     if (cases[i].d * (cases[i].K - 1) + 1 <= cases[i].T + 2 * cases[i].p) {

@@ -1,0 +1,53 @@
+"""PyTorch side of spec/bench/bench_conv1d.lua: same shapes, same timing rule.
+
+argv[1]: "C,T,K,d;C,T,K,d;..."  argv[2]: seconds per timing run.
+Prints "C,T,K,d,threads fwd_gflops bwd_gflops" per shape and thread count."""
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+
+
+def best_time(fn, budget):
+    fn()
+    t0 = time.perf_counter()
+    fn()
+    one = max(time.perf_counter() - t0, 1e-6)
+    n = max(1, int(budget / one))
+    best = float("inf")
+    for _ in range(3):
+        t0 = time.perf_counter()
+        for _ in range(n):
+            fn()
+        best = min(best, (time.perf_counter() - t0) / n)
+    return best
+
+
+def main():
+    shapes = [tuple(int(v) for v in s.split(",")) for s in sys.argv[1].split(";")]
+    budget = float(sys.argv[2]) if len(sys.argv) > 2 else 0.08
+    for threads in (1, 2):
+        torch.set_num_threads(threads)
+        for i, (C, T, K, d) in enumerate(shapes):
+            torch.manual_seed(i)
+            x = torch.randn(1, C, T + (K - 1) * d, requires_grad=True)
+            w = torch.randn(C, C, K, requires_grad=True)
+            gy = torch.randn(1, C, T)
+            flops = 2 * C * C * K * T
+
+            def fwd():
+                with torch.no_grad():
+                    F.conv1d(x, w, None, dilation=d)
+
+            def fwd_bwd():
+                F.conv1d(x, w, None, dilation=d).backward(gy)
+
+            tf = best_time(fwd, budget)
+            tfb = best_time(fwd_bwd, budget)
+            tb = max(tfb - tf, 1e-9)
+            print(f"{C},{T},{K},{d},{threads} {flops / tf / 1e9:.4f} {2 * flops / tb / 1e9:.4f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
