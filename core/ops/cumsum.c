@@ -22,6 +22,7 @@
       for (int64_t s = 0; s < R; s++) {                                                            \
         int64_t r = reverse ? R - 1 - s : s;                                                       \
         int64_t q = (o * R + r) * inner + i0;                                                      \
+        _Pragma("omp simd")                                                                        \
         for (int64_t j = 0; j < w; j++) {                                                          \
           acc[j] += x[q + j];                                                                      \
           y[q + j] = (T)acc[j];                                                                    \

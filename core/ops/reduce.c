@@ -101,6 +101,7 @@ static inline __attribute__((always_inline)) double acc_combine(acc_kind k, doub
       }                                                                                            \
       for (int64_t r = 0; r < R; r++) {                                                            \
         const T *row = x + (o * R + r) * inner + i0;                                               \
+        _Pragma("omp simd")                                                                        \
         for (int64_t j = 0; j < w; j++) acc[j] = acc_combine(k, acc[j], acc_elem(k, row[j], mm[j], p)); \
       }                                                                                            \
       memcpy(res + o * inner + i0, acc, (size_t)w * sizeof(double));                               \

@@ -35,13 +35,19 @@
       /* every element -inf: keep m finite so exp(x - m) is 0, not NaN (lse = -inf) */            \
       double mm[BLK];                                                                              \
       for (int64_t j = 0; j < w; j++) mm[j] = isinf(m[j]) ? 0.0 : m[j];                            \
+      /* softmax keeps exp(x - m) in y so exp runs once per element */                             \
+      T *yb = y ? y + o * R * inner + i0 : NULL;                                                   \
+      int keep = yb && !log_out;                                                                   \
       for (int64_t r = 0; r < R; r++)                                                              \
-        for (int64_t j = 0; j < w; j++) s[j] += EXP((T)(xb[r * inner + j] - (T)mm[j]));           \
+        for (int64_t j = 0; j < w; j++) {                                                          \
+          T e = EXP((T)(xb[r * inner + j] - (T)mm[j]));                                            \
+          s[j] += e;                                                                               \
+          if (keep) yb[r * inner + j] = e;                                                         \
+        }                                                                                          \
       if (lse)                                                                                     \
         for (int64_t j = 0; j < w; j++)                                                            \
           lse[o * inner + i0 + j] = (isinf(m[j]) && m[j] > 0) ? m[j] : mm[j] + log(s[j]);          \
-      if (!y) continue;                                                                            \
-      T *yb = y + o * R * inner + i0;                                                              \
+      if (!yb) continue;                                                                           \
       if (log_out) {                                                                               \
         T c[BLK];                                                                                  \
         for (int64_t j = 0; j < w; j++) c[j] = (T)(mm[j] + log(s[j]));                             \
@@ -51,8 +57,7 @@
         T inv[BLK];                                                                                \
         for (int64_t j = 0; j < w; j++) inv[j] = (T)(1.0 / s[j]);                                  \
         for (int64_t r = 0; r < R; r++)                                                            \
-          for (int64_t j = 0; j < w; j++)                                                          \
-            yb[r * inner + j] = EXP((T)(xb[r * inner + j] - (T)mm[j])) * inv[j];                   \
+          for (int64_t j = 0; j < w; j++) yb[r * inner + j] *= inv[j];                             \
       }                                                                                            \
     }                                                                                              \
   }
