@@ -175,7 +175,7 @@ void fsvc_f0i_ifa_free(fsvc_f0i_ifa *a) {
 }
 
 int fsvc_f0i_ifa_prepare(fsvc_f0i_ifa *a, const double *x, int xlen, double fs, double t,
-                         double f0) {
+                         double f0, int consecutive) {
   int half = (int)(1.5 * fs / f0 + 1.0);
   int len = 2 * half + 1;
   double wlen = (2.0 * half + 1.0) / fs;
@@ -213,9 +213,12 @@ int fsvc_f0i_ifa_prepare(fsvc_f0i_ifa *a, const double *x, int xlen, double fs, 
   /* Blackman window over 3 periods, sampled at the actual sample times relative to t, and its
    * central-difference derivative (negated). First pass: window -> sd, samples -> sw. */
   double *w = a->sd, *seg = a->sw;
+  /* Sample indices (1-based) of the segment. Harvest's variant takes consecutive indices from
+   * the first one, rounded with a small bias so that exact half-sample ties resolve upwards;
+   * StoneMask's rounds each sample time on its own. */
+  const int first = fsvc_f0i_round((t + (double)(-half) / fs) * fs + 0.001);
   for (int i = 0; i < len; i++) {
-    double bt = (double)(-half + i) / fs;
-    int bi = fsvc_f0i_round((t + bt) * fs);
+    int bi = consecutive ? first + i : fsvc_f0i_round((t + (double)(-half + i) / fs) * fs);
     double tmp = (double)(bi - 1.0) / fs - t;
     w[i] = 0.42 + 0.5 * cos(2.0 * FSVC_F0I_PI * tmp / wlen) +
            0.08 * cos(4.0 * FSVC_F0I_PI * tmp / wlen);

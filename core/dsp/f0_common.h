@@ -74,9 +74,10 @@ typedef struct {
 void fsvc_f0i_ifa_init(fsvc_f0i_ifa *a);
 void fsvc_f0i_ifa_free(fsvc_f0i_ifa *a);
 /* Cuts and windows the segment around time t (s) sized for f0 (Hz): a Blackman window of
- * 3 periods. Returns 0, or -1 when out of memory. */
+ * 3 periods. consecutive selects Harvest's sample indexing (1) or StoneMask's (0).
+ * Returns 0, or -1 when out of memory. */
 int fsvc_f0i_ifa_prepare(fsvc_f0i_ifa *a, const double *x, int xlen, double fs, double t,
-                         double f0);
+                         double f0, int consecutive);
 /* Weighted-mean instantaneous frequency of the first nh harmonics of f0 on the prepared
  * segment. When score is not NULL it receives Harvest's reliability score. */
 double fsvc_f0i_ifa_fix(const fsvc_f0i_ifa *a, double f0, int nh, double *score);

@@ -2,7 +2,8 @@
  * from speech signals", Interspeech 2017), written from the published algorithm.
  *
  * Outline (all on a 1 ms frame grid, resampled to the requested period at the end):
- *  1. The signal is decimated to about 8 kHz and its mean removed.
+ *  1. The signal is decimated to about 8 kHz (after extending it with its end values) and its
+ *     mean removed.
  *  2. A bank of band-pass filters (Nuttall-windowed cosines, 40 per octave from 0.9*floor to
  *     1.1*ceil) is applied through the FFT. In each band, intervals between negative/positive
  *     zero crossings, peaks and dips give four F0 estimates, linearly interpolated to the frame
@@ -23,6 +24,9 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef HV_DEBUG
+#include <stdio.h>
+#endif
 
 #define HV_CHANNELS_IN_OCTAVE 40.0
 #define HV_TARGET_FS 8000.0
@@ -420,7 +424,23 @@ static int harvest_body(const double *x, int xlen, int fs, double f0_floor, doub
   times = (double *)malloc(sizeof(double) * (size_t)f0_length);
   if (!y || !yspec || !times) goto done;
   if (dr != 1) {
-    if (fsvc_f0i_decimate(x, xlen, dr, y) != 0) goto done;
+    /* The signal is extended by about 140 samples of its end values on each side before
+     * decimation (as the reference does), so the decimator's edge transients fall outside. */
+    const int lag = (int)(ceil(140.0 / dr) * dr);
+    const int nlen = xlen + 2 * lag;
+    double *nx = (double *)malloc(sizeof(double) * (size_t)nlen);
+    double *ny = (double *)calloc((size_t)nlen, sizeof(double));
+    int ok = nx && ny;
+    if (ok) {
+      for (int i = 0; i < lag; i++) nx[i] = x[0];
+      memcpy(nx + lag, x, sizeof(double) * (size_t)xlen);
+      for (int i = lag + xlen; i < nlen; i++) nx[i] = x[xlen - 1];
+      ok = fsvc_f0i_decimate(nx, nlen, dr, ny) == 0;
+      if (ok) memcpy(y, ny + lag / dr, sizeof(double) * (size_t)ylen);
+    }
+    free(nx);
+    free(ny);
+    if (!ok) goto done;
   } else {
     memcpy(y, x, sizeof(double) * (size_t)xlen);
   }
@@ -480,7 +500,7 @@ static int harvest_body(const double *x, int xlen, int fs, double f0_floor, doub
         *sc = 0.0;
         continue;
       }
-      if (fsvc_f0i_ifa_prepare(&ifa, y, ylen, afs, times[i], cur) != 0) goto done;
+      if (fsvc_f0i_ifa_prepare(&ifa, y, ylen, afs, times[i], cur, 1) != 0) goto done;
       int nh = fsvc_f0i_imin((int)(afs / 2.0 / cur), 6);
       double s;
       double r = fsvc_f0i_ifa_fix(&ifa, cur, nh, &s);
@@ -523,6 +543,9 @@ static int harvest_body(const double *x, int xlen, int fs, double f0_floor, doub
       }
     c1[i] = best;
   }
+#ifdef HV_DEBUG
+  if (getenv("HVD")) { int a0 = atoi(getenv("HVD")); for (int i = a0; i < f0_length && i < a0 + 40; i++) { fprintf(stderr, "%d base %.4f |", i, c1[i]); for (int j = 0; j < nc; j++) if (cand[(size_t)i*nc+j] > 0) fprintf(stderr, " %.3f(%.1f)", cand[(size_t)i*nc+j], score[(size_t)i*nc+j]); fprintf(stderr, "\n"); } }
+#endif
   fix_step1(c1, f0_length, 0.008, c2);
   fix_step2(c2, f0_length, 6, blist, c1);
   if (fix_step3(c1, f0_length, cand, score, nc, 0.18, blist, c2) != 0) goto done;

@@ -23,7 +23,7 @@ static int refine_one(fsvc_f0i_ifa *ifa, const double *x, int xlen, double fs, d
     *out = 0.0;
     return 0;
   }
-  if (fsvc_f0i_ifa_prepare(ifa, x, xlen, fs, t, f0) != 0) return -1;
+  if (fsvc_f0i_ifa_prepare(ifa, x, xlen, fs, t, f0, 0) != 0) return -1;
   double mean = fsvc_f0i_ifa_fix(ifa, f0, 2, NULL);
   if (mean <= 0.0 || mean > f0 * 2)
     mean = 0.0;
