@@ -430,6 +430,65 @@ static void test_errors(void) {
   fsvc_tensor_release(b);
 }
 
+/* float32 exp/tanh/sigmoid/gelu use vectorised approximations (core/ops/fast_math.h): check
+ * them against libm in double over a wide range, on a contiguous and a strided path, plus the
+ * special values. */
+static void test_fast_float32_accuracy(void) {
+  const int64_t n = 20001;
+  fsvc_tensor *x = fsvc_empty(1, &n, FSVC_FLOAT32);
+  float *p = fsvc_data(x);
+  for (int64_t i = 0; i < n; i++) p[i] = -30.0f + 60.0f * (float)i / (float)(n - 1);
+  struct { fsvc_tensor *(*f)(const fsvc_tensor *); double (*ref)(double); const char *name; } cases[] = {
+      {fsvc_exp, exp, "exp"}, {fsvc_tanh, tanh, "tanh"}};
+  for (size_t c = 0; c < 2; c++) {
+    fsvc_tensor *r = cases[c].f(x);
+    double worst = 0;
+    for (int64_t i = 0; r && i < n; i++) {
+      double want = cases[c].ref((double)p[i]), got = fsvc_get_flat(r, i);
+      double err = fabs(got - want) / fmax(fabs(want), 1e-30);
+      if (err > worst) worst = err;
+    }
+    printf("float32 %s: worst relative error %.3g\n", cases[c].name, worst);
+    CHECK(r && worst < 3e-7);
+    fsvc_tensor_release(r);
+  }
+  fsvc_tensor *sg = fsvc_sigmoid(x), *ge = fsvc_gelu(x);
+  double ws = 0, wg = 0;
+  for (int64_t i = 0; sg && ge && i < n; i++) {
+    double v = p[i];
+    double s = 1 / (1 + exp(-v)), g = 0.5 * v * (1 + erf(v / sqrt(2)));
+    ws = fmax(ws, fabs(fsvc_get_flat(sg, i) - s) / fmax(s, 1e-30));
+    wg = fmax(wg, fabs(fsvc_get_flat(ge, i) - g) / fmax(fabs(v), 1.0)); /* abs error scaled by |x| */
+  }
+  printf("float32 sigmoid: worst relative error %.3g, gelu: worst error/|x| %.3g\n", ws, wg);
+  CHECK(ws < 5e-7);
+  CHECK(wg < 1e-6);
+  fsvc_tensor_release(sg);
+  fsvc_tensor_release(ge);
+  /* strided path agrees with the contiguous one */
+  fsvc_tensor *every2 = fsvc_view_raw(x, 1, SHAPE(10001), SHAPE(2), 0);
+  fsvc_tensor *a = fsvc_exp(every2), *b = fsvc_exp(x);
+  int same = a && b;
+  for (int64_t i = 0; same && i < 10001; i++) same = fsvc_get_flat(a, i) == fsvc_get_flat(b, 2 * i);
+  CHECK(same);
+  fsvc_tensor_release(a);
+  fsvc_tensor_release(b);
+  fsvc_tensor_release(every2);
+  fsvc_tensor_release(x);
+  fsvc_tensor *sp = T(1, SHAPE(5), FSVC_FLOAT32, VALS(NAN, INFINITY, -INFINITY, 89, -105));
+  fsvc_tensor *e = fsvc_exp(sp), *t = fsvc_tanh(sp), *s = fsvc_sigmoid(sp);
+  CHECK(e && isnan(fsvc_get_flat(e, 0)) && isinf(fsvc_get_flat(e, 1)) && fsvc_get_flat(e, 2) == 0 &&
+        isinf(fsvc_get_flat(e, 3)) && fsvc_get_flat(e, 4) == 0);
+  CHECK(t && isnan(fsvc_get_flat(t, 0)) && fsvc_get_flat(t, 1) == 1 && fsvc_get_flat(t, 2) == -1);
+  CHECK(s && isnan(fsvc_get_flat(s, 0)) && fsvc_get_flat(s, 1) == 1 && fsvc_get_flat(s, 2) == 0);
+  fsvc_tensor *dn = T(1, SHAPE(2), FSVC_FLOAT32, VALS(-87.5, 88.5)); /* denormal-adjacent, near FLT_MAX */
+  fsvc_tensor *de = fsvc_exp(dn);
+  CHECK(de && fabs(fsvc_get_flat(de, 0) - exp(-87.5)) < 1e-6 * exp(-87.5) &&
+        fabs(fsvc_get_flat(de, 1) - exp(88.5)) < 1e-6 * exp(88.5));
+  fsvc_tensor *objs[] = {sp, e, t, s, dn, de};
+  for (size_t i = 0; i < sizeof objs / sizeof objs[0]; i++) fsvc_tensor_release(objs[i]);
+}
+
 /* The decoder's size: [16, 24, 24000] float32 goes through the parallel blocks. */
 static void test_large(void) {
   int64_t shape[3] = {16, 24, 24000};
@@ -469,6 +528,7 @@ int main(void) {
   test_gradients();
   test_inplace();
   test_errors();
+  test_fast_float32_accuracy();
   test_large();
   return CTEST_END();
 }
