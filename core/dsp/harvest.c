@@ -24,9 +24,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#ifdef HV_DEBUG
-#include <stdio.h>
-#endif
 
 #define HV_CHANNELS_IN_OCTAVE 40.0
 #define HV_TARGET_FS 8000.0
@@ -186,7 +183,8 @@ static void fix_step2(const double *in, int n, int min_len, int *blist, double *
 }
 
 /* Extends a voiced run from origin towards last_point (direction shift) through candidates
- * within `allowed` of the previous value; stops after 4 misses. Returns the new boundary. */
+ * within `allowed` of the previous value; stops after 4 misses. Returns the new boundary (the
+ * last frame that received a value). */
 static int extend_f0(int origin, int last_point, int shift, const double *cand, int nc,
                      double allowed, double *f0) {
   const int threshold = 4;
@@ -204,7 +202,7 @@ static int extend_f0(int origin, int last_point, int shift, const double *cand, 
     } else {
       tmp = v;
       count = 0;
-      shifted = idx;
+      shifted = idx + shift;
     }
     if (count == threshold) break;
   }
@@ -543,9 +541,6 @@ static int harvest_body(const double *x, int xlen, int fs, double f0_floor, doub
       }
     c1[i] = best;
   }
-#ifdef HV_DEBUG
-  if (getenv("HVD")) { int a0 = atoi(getenv("HVD")); for (int i = a0; i < f0_length && i < a0 + 40; i++) { fprintf(stderr, "%d base %.4f |", i, c1[i]); for (int j = 0; j < nc; j++) if (cand[(size_t)i*nc+j] > 0) fprintf(stderr, " %.3f(%.1f)", cand[(size_t)i*nc+j], score[(size_t)i*nc+j]); fprintf(stderr, "\n"); } }
-#endif
   fix_step1(c1, f0_length, 0.008, c2);
   fix_step2(c2, f0_length, 6, blist, c1);
   if (fix_step3(c1, f0_length, cand, score, nc, 0.18, blist, c2) != 0) goto done;
