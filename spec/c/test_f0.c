@@ -239,12 +239,15 @@ static void run_fixtures(const char *dir) {
 /* ---- synthetic checks ---------------------------------------------------------------------- */
 
 static void test_synthetic(void) {
-  /* a 200 Hz harmonic tone at 16 kHz: both estimators must find it within a few cents */
+  /* A 200 Hz harmonic tone (harmonics 1/k up to 7 kHz) at 16 kHz: both estimators must find it.
+   * (Harvest scores a candidate by how well its first 6 harmonics line up, so a tone with only
+   * a few harmonics would be judged unvoiced, as in the reference.) */
   const int fs = 16000, n = 16000;
   double *x = (double *)malloc(sizeof(double) * n);
   for (int i = 0; i < n; i++) {
-    double ph = 2.0 * 3.14159265358979 * 200.0 * i / fs;
-    x[i] = 0.3 * sin(ph) + 0.2 * sin(2 * ph + 0.3) + 0.1 * sin(3 * ph + 1.0);
+    double ph = 2.0 * 3.14159265358979 * 200.0 * i / fs, v = 0.0;
+    for (int k = 1; k * 200 <= 7000; k++) v += sin(k * ph + 0.7 * k * k) / k;
+    x[i] = 0.2 * v;
   }
   fsvc_f0_options o;
   fsvc_f0_default_options(&o);
@@ -259,7 +262,7 @@ static void test_synthetic(void) {
   /* StoneMask alone pulls a 5% off initial value back to the true F0 */
   double t = 0.5, in = 210.0, out = 0.0;
   CHECK(fsvc_stonemask(x, n, fs, &t, &in, 1, &out, err, sizeof err) == 0);
-  CHECK_NEAR(out, 200.0, 0.05);
+  CHECK_NEAR(out, 200.0, 0.2);
   /* other frame periods */
   o.frame_period_ms = 1.0;
   frames = fsvc_f0_frame_count(n, fs, o.frame_period_ms);
