@@ -82,7 +82,8 @@ end
 -- ---- classes -------------------------------------------------------------------------------
 local INTERNAL = {
   _parameters = true, _buffers = true, _modules = true, _attrs = true, _non_persistent = true,
-  _forward_pre_hooks = true, _forward_hooks = true, _load_hooks = true, training = true,
+  _forward_pre_hooks = true, _forward_hooks = true, _load_hooks = true, _properties = true,
+  training = true,
 }
 
 local function instance_index(self, k)
@@ -91,6 +92,8 @@ local function instance_index(self, k)
   if type(k) == "number" then -- list-like containers: m[1] is the child named "0"
     return rawget(self, "_modules").map[tostring(k - 1)]
   end
+  local prop = rawget(self, "_properties")[k]
+  if prop then return prop(self) end
   v = rawget(self, "_parameters").map[k]
   if v ~= nil then return v end
   v = rawget(self, "_buffers").map[k]
@@ -151,7 +154,7 @@ local function construct(cls, ...)
   local self = {
     _parameters = odict(), _buffers = odict(), _modules = odict(), _attrs = {},
     _non_persistent = {}, _forward_pre_hooks = {}, _forward_hooks = {}, _load_hooks = {},
-    training = true,
+    _properties = {}, training = true,
   }
   setmetatable(self, cls)
   if cls.init then cls.init(self, ...) end
@@ -231,6 +234,13 @@ function Module:add_module(name, m)
   remove_from(self, name, "_modules")
   oset(rawget(self, "_modules"), name, m)
   return m
+end
+
+--- register_property(name, getter): self[name] is computed by getter(self) on every read (as
+--- PyTorch's parametrizations); nil removes it.
+function Module:register_property(name, getter)
+  remove_from(self, name, nil)
+  rawget(self, "_properties")[name] = getter
 end
 
 --- Hooks: fn(module, ...inputs) runs before forward; fn(module, output) after it (a non-nil
