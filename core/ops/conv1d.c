@@ -31,29 +31,30 @@
       for (int64_t ci = 0; ci < Cin_g; ci++)                                                     \
         for (int64_t k = 0; k < K; k++) w[(co * Cin_g + ci) * K + k] = wp[co * K * Cin_g + k * Cin_g + ci]; \
   }                                                                                              \
-  /* col[(k*Cin_g + ci), t] = x[ci, t*s + k*d - p] or 0 outside [0, Tx) */                       \
+  /* output columns t0 .. t0+n: col[(k*Cin_g + ci), j] = x[ci, (t0+j)*s + k*d - p], 0 outside */ \
   static void im2col_##SUF(const T *x, T *col, int64_t Cin_g, int64_t Tx, int64_t K,             \
-                           int64_t Ty, int64_t s, int64_t d, int64_t p) {                        \
-    for (int64_t k = 0; k < K; k++)                                                              \
-      for (int64_t ci = 0; ci < Cin_g; ci++) {                                                   \
-        T *c = col + (k * Cin_g + ci) * Ty;                                                      \
-        const T *xr = x + ci * Tx;                                                               \
-        for (int64_t t = 0; t < Ty; t++) {                                                       \
-          int64_t i = t * s + k * d - p;                                                         \
-          c[t] = (i >= 0 && i < Tx) ? xr[i] : (T)0;                                              \
-        }                                                                                        \
+                           int64_t t0, int64_t n, int64_t s, int64_t d, int64_t p) {             \
+    _Pragma("omp parallel for if (K * Cin_g * n > 262144)")                                      \
+    for (int64_t kc = 0; kc < K * Cin_g; kc++) {                                                 \
+      int64_t k = kc / Cin_g, ci = kc % Cin_g;                                                   \
+      T *c = col + kc * n;                                                                       \
+      const T *xr = x + ci * Tx;                                                                 \
+      for (int64_t j = 0; j < n; j++) {                                                          \
+        int64_t i = (t0 + j) * s + k * d - p;                                                    \
+        c[j] = (i >= 0 && i < Tx) ? xr[i] : (T)0;                                                \
       }                                                                                          \
+    }                                                                                            \
   }                                                                                              \
-  /* the adjoint of im2col: x[ci, t*s + k*d - p] += col[(k*Cin_g + ci), t] */                    \
+  /* the adjoint of im2col: x[ci, (t0+j)*s + k*d - p] += col[(k*Cin_g + ci), j] */               \
   static void col2im_##SUF(const T *col, T *x, int64_t Cin_g, int64_t Tx, int64_t K,             \
-                           int64_t Ty, int64_t s, int64_t d, int64_t p) {                        \
+                           int64_t t0, int64_t n, int64_t s, int64_t d, int64_t p) {             \
     for (int64_t k = 0; k < K; k++)                                                              \
       for (int64_t ci = 0; ci < Cin_g; ci++) {                                                   \
-        const T *c = col + (k * Cin_g + ci) * Ty;                                                \
+        const T *c = col + (k * Cin_g + ci) * n;                                                 \
         T *xr = x + ci * Tx;                                                                     \
-        for (int64_t t = 0; t < Ty; t++) {                                                       \
-          int64_t i = t * s + k * d - p;                                                         \
-          if (i >= 0 && i < Tx) xr[i] += c[t];                                                   \
+        for (int64_t j = 0; j < n; j++) {                                                        \
+          int64_t i = (t0 + j) * s + k * d - p;                                                  \
+          if (i >= 0 && i < Tx) xr[i] += c[j];                                                   \
         }                                                                                        \
       }                                                                                          \
   }                                                                                              \
@@ -83,6 +84,36 @@ void nn_sum_bias_grad(fsvc_dtype dt, int64_t B, int64_t C, int64_t T, const void
   else sum_bias_f64(B, C, T, gy, gb);
 }
 
+/* Per-thread scratch buffers that grow and are kept between calls: large malloc/free pairs become
+ * mmap/munmap and page faults on every call, which cost as much as a small convolution. Buffers
+ * above 64 MB are not kept. Each slot holds one live buffer; release with nn_scratch_done. */
+#define SCRATCH_SLOTS 4
+#define SCRATCH_KEEP ((size_t)64 << 20)
+static _Thread_local void *scratch_buf[SCRATCH_SLOTS];
+static _Thread_local size_t scratch_cap[SCRATCH_SLOTS];
+
+void *nn_scratch(int slot, size_t bytes) {
+  if (bytes == 0) bytes = 1;
+  if (bytes > SCRATCH_KEEP) return malloc(bytes);
+  if (scratch_cap[slot] < bytes) {
+    free(scratch_buf[slot]);
+    scratch_buf[slot] = malloc(bytes);
+    scratch_cap[slot] = scratch_buf[slot] ? bytes : 0;
+  }
+  return scratch_buf[slot];
+}
+void nn_scratch_done(int slot, void *p) {
+  if (p && p != scratch_buf[slot]) free(p);
+}
+
+/* im2col works on time chunks so that its buffer stays near 16 MB (the discriminator's
+ * kernel-41 stride-2 convs would otherwise need K*Cin*T floats). */
+static int64_t col_chunk(int64_t KC, int64_t Ty) {
+  int64_t n = ((int64_t)1 << 22) / (KC > 0 ? KC : 1);
+  if (n < 16) n = 16;
+  return n < Ty ? n : Ty;
+}
+
 /* Output columns [*lo, *hi) of tap k whose input t + shift lies in [0, Tx) (stride 1). */
 static void tap_range(const nn_conv_geom *g, int64_t k, int64_t *shift, int64_t *lo, int64_t *hi) {
   *shift = k * g->dilation - g->padding;
@@ -96,7 +127,7 @@ static void *packed_weight(const nn_conv_geom *g, const void *w, int *owned) {
   *owned = 0;
   if (g->K == 1) return (void *)w;
   size_t es = fsvc_dtype_size(g->dtype);
-  void *wp = malloc((size_t)(g->Cout * Cin_g * g->K) * es + 1);
+  void *wp = nn_scratch(NN_SCRATCH_WEIGHT, (size_t)(g->Cout * Cin_g * g->K) * es);
   if (!wp) return NULL;
   *owned = 1;
   if (g->dtype == FSVC_FLOAT32) pack_weight_f32(w, wp, g->Cout, Cin_g, g->K);
@@ -121,9 +152,10 @@ int nn_conv1d_forward_kernel(const nn_conv_geom *g, const void *x, const void *w
   char *wp = packed_weight(g, w, &owned);
   if (!wp) { fsvc_set_error("conv1d: out of memory"); return -1; }
   char *col = NULL;
+  int64_t chunk = col_chunk(KC, g->Ty);
   if (g->stride != 1) {
-    col = malloc((size_t)(KC * g->Ty) * es + 1);
-    if (!col) { if (owned) free(wp); fsvc_set_error("conv1d: out of memory"); return -1; }
+    col = nn_scratch(NN_SCRATCH_COL, (size_t)(KC * chunk) * es);
+    if (!col) { if (owned) nn_scratch_done(NN_SCRATCH_WEIGHT, wp); fsvc_set_error("conv1d: out of memory"); return -1; }
   }
   for (int64_t b = 0; b < g->B; b++)
     for (int64_t gr = 0; gr < g->groups; gr++) {
@@ -141,13 +173,16 @@ int nn_conv1d_forward_kernel(const nn_conv_geom *g, const void *x, const void *w
                     X + (lo + shift) * es, g->Tx, 1.0, Y + lo * es, g->Ty);
         }
       } else {
-        DISPATCH(g->dtype, im2col, (const void *)X, (void *)col, Cin_g, g->Tx, g->K, g->Ty,
-                 g->stride, g->dilation, g->padding);
-        nn_gemm(g->dtype, 0, 0, Cout_g, g->Ty, KC, 1.0, Wg, KC, col, g->Ty, 1.0, Y, g->Ty);
+        for (int64_t t0 = 0; t0 < g->Ty; t0 += chunk) {
+          int64_t n = g->Ty - t0 < chunk ? g->Ty - t0 : chunk;
+          DISPATCH(g->dtype, im2col, (const void *)X, (void *)col, Cin_g, g->Tx, g->K, t0, n,
+                   g->stride, g->dilation, g->padding);
+          nn_gemm(g->dtype, 0, 0, Cout_g, n, KC, 1.0, Wg, KC, col, n, 1.0, Y + t0 * es, g->Ty);
+        }
       }
     }
-  free(col);
-  if (owned) free(wp);
+  nn_scratch_done(NN_SCRATCH_COL, col);
+  if (owned) nn_scratch_done(NN_SCRATCH_WEIGHT, wp);
   return 0;
 }
 
@@ -163,9 +198,14 @@ int nn_conv1d_backward_data_kernel(const nn_conv_geom *g, const void *gy, const 
   char *wp = packed_weight(g, w, &owned);
   if (!wp) { fsvc_set_error("conv1d backward: out of memory"); return -1; }
   char *col = NULL;
+  int64_t chunk = col_chunk(KC, g->Ty);
   if (g->stride != 1) {
-    col = malloc((size_t)(KC * g->Ty) * es + 1);
-    if (!col) { if (owned) free(wp); fsvc_set_error("conv1d backward: out of memory"); return -1; }
+    col = nn_scratch(NN_SCRATCH_COL, (size_t)(KC * chunk) * es);
+    if (!col) {
+      if (owned) nn_scratch_done(NN_SCRATCH_WEIGHT, wp);
+      fsvc_set_error("conv1d backward: out of memory");
+      return -1;
+    }
   }
   memset(gx, 0, (size_t)(g->B * g->Cin * g->Tx) * es);
   for (int64_t b = 0; b < g->B; b++)
@@ -182,13 +222,16 @@ int nn_conv1d_backward_data_kernel(const nn_conv_geom *g, const void *gy, const 
                     GY + lo * es, g->Ty, 1.0, GX + (lo + shift) * es, g->Tx);
         }
       } else {
-        nn_gemm(g->dtype, 1, 0, KC, g->Ty, Cout_g, 1.0, Wg, KC, GY, g->Ty, 0.0, col, g->Ty);
-        DISPATCH(g->dtype, col2im, (const void *)col, (void *)GX, Cin_g, g->Tx, g->K, g->Ty,
-                 g->stride, g->dilation, g->padding);
+        for (int64_t t0 = 0; t0 < g->Ty; t0 += chunk) {
+          int64_t n = g->Ty - t0 < chunk ? g->Ty - t0 : chunk;
+          nn_gemm(g->dtype, 1, 0, KC, n, Cout_g, 1.0, Wg, KC, GY + t0 * es, g->Ty, 0.0, col, n);
+          DISPATCH(g->dtype, col2im, (const void *)col, (void *)GX, Cin_g, g->Tx, g->K, t0, n,
+                   g->stride, g->dilation, g->padding);
+        }
       }
     }
-  free(col);
-  if (owned) free(wp);
+  nn_scratch_done(NN_SCRATCH_COL, col);
+  if (owned) nn_scratch_done(NN_SCRATCH_WEIGHT, wp);
   return 0;
 }
 
@@ -198,11 +241,12 @@ int nn_conv1d_backward_weight_kernel(const nn_conv_geom *g, const void *x, const
   size_t es = fsvc_dtype_size(g->dtype);
   size_t wbytes = (size_t)(g->Cout * KC) * es;
   /* accumulate in the packed layout; for K == 1 it is gw's own layout */
-  char *gwp = g->K == 1 ? gw : malloc(wbytes + 1);
-  char *col = g->stride != 1 ? malloc((size_t)(KC * g->Ty) * es + 1) : NULL;
+  int64_t chunk = col_chunk(KC, g->Ty);
+  char *gwp = g->K == 1 ? gw : nn_scratch(NN_SCRATCH_WEIGHT, wbytes);
+  char *col = g->stride != 1 ? nn_scratch(NN_SCRATCH_COL, (size_t)(KC * chunk) * es) : NULL;
   if (!gwp || (g->stride != 1 && !col)) {
-    if (gwp != gw) free(gwp);
-    free(col);
+    if (gwp != gw) nn_scratch_done(NN_SCRATCH_WEIGHT, gwp);
+    nn_scratch_done(NN_SCRATCH_COL, col);
     fsvc_set_error("conv1d backward: out of memory");
     return -1;
   }
@@ -221,17 +265,20 @@ int nn_conv1d_backward_weight_kernel(const nn_conv_geom *g, const void *x, const
                     X + (lo + shift) * es, g->Tx, 1.0, GW + k * Cin_g * es, KC);
         }
       } else {
-        DISPATCH(g->dtype, im2col, (const void *)X, (void *)col, Cin_g, g->Tx, g->K, g->Ty,
-                 g->stride, g->dilation, g->padding);
-        nn_gemm(g->dtype, 0, 1, Cout_g, KC, g->Ty, 1.0, GY, g->Ty, col, g->Ty, 1.0, GW, KC);
+        for (int64_t t0 = 0; t0 < g->Ty; t0 += chunk) {
+          int64_t n = g->Ty - t0 < chunk ? g->Ty - t0 : chunk;
+          DISPATCH(g->dtype, im2col, (const void *)X, (void *)col, Cin_g, g->Tx, g->K, t0, n,
+                   g->stride, g->dilation, g->padding);
+          nn_gemm(g->dtype, 0, 1, Cout_g, KC, n, 1.0, GY + t0 * es, g->Ty, col, n, 1.0, GW, KC);
+        }
       }
     }
   if (gwp != gw) {
     if (g->dtype == FSVC_FLOAT32) unpack_weight_f32((const float *)gwp, gw, g->Cout, Cin_g, g->K);
     else unpack_weight_f64((const double *)gwp, gw, g->Cout, Cin_g, g->K);
-    free(gwp);
+    nn_scratch_done(NN_SCRATCH_WEIGHT, gwp);
   }
-  free(col);
+  nn_scratch_done(NN_SCRATCH_COL, col);
   return 0;
 }
 

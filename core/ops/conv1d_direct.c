@@ -43,22 +43,32 @@ __attribute__((target("avx512f"))) static inline __mmask16 lane_mask(int64_t bas
   return (__mmask16)m;
 }
 
-/* One 12 x n (n <= 32) output tile at y (row stride ldy), columns t0 .. t0+n. wp: packed weights
- * of this channel block, [K*Cin][12]. */
+/* One 12 x n (n <= 32) output tile at y (row stride ldy), columns t0 .. t0+n, over Cin input
+ * channels starting at x. wp: packed weights of this channel block at the first of those
+ * channels, tap k at wp + k*wk_stride, [Cin][12]. accumulate: add to y instead of starting from
+ * the bias (the reduction over channels is split into L1-sized chunks). */
 __attribute__((target("avx512f"))) static void tile_12x32(const float *x, int64_t Cin,
-                                                          int64_t Tx, const float *wp, int64_t K,
+                                                          int64_t Tx, const float *wp,
+                                                          int64_t wk_stride, int64_t K,
                                                           int64_t dil, int64_t pad, int64_t t0,
                                                           int64_t n, const float *bias,
-                                                          int64_t rows, float *y, int64_t ldy) {
+                                                          int accumulate, int64_t rows, float *y,
+                                                          int64_t ldy) {
   __m512 a0[DIRECT_MR], a1[DIRECT_MR];
+  __mmask16 s0 = lane_mask(0, n, 16), s1 = lane_mask(16, n, 16);
 #pragma GCC unroll 12
   for (int r = 0; r < DIRECT_MR; r++) {
-    a0[r] = _mm512_set1_ps(bias && r < rows ? bias[r] : 0.f);
-    a1[r] = a0[r];
+    if (accumulate && r < rows) {
+      a0[r] = _mm512_maskz_loadu_ps(s0, y + r * ldy + t0);
+      a1[r] = _mm512_maskz_loadu_ps(s1, y + r * ldy + t0 + 16);
+    } else {
+      a0[r] = _mm512_set1_ps(bias && r < rows ? bias[r] : 0.f);
+      a1[r] = a0[r];
+    }
   }
   for (int64_t k = 0; k < K; k++) {
     int64_t base = t0 + k * dil - pad;
-    const float *w = wp + k * Cin * DIRECT_MR;
+    const float *w = wp + k * wk_stride;
     const float *xr = x + base;
     if (n == DIRECT_NR && base >= 0 && base + DIRECT_NR <= Tx) {
       for (int64_t ci = 0; ci < Cin; ci++, xr += Tx, w += DIRECT_MR) {
@@ -85,7 +95,6 @@ __attribute__((target("avx512f"))) static void tile_12x32(const float *x, int64_
       }
     }
   }
-  __mmask16 s0 = lane_mask(0, n, 16), s1 = lane_mask(16, n, 16);
   for (int r = 0; r < DIRECT_MR && r < rows; r++) {
     float *yr = y + r * ldy + t0;
     if (n == DIRECT_NR) {
@@ -125,7 +134,7 @@ int nn_conv1d_direct_f32(int64_t B, int64_t groups, int64_t Cin_g, int64_t Tx, i
                          const float *w, int flip_transpose, const float *bias, float *y) {
   int64_t nblk = (Cout_g + DIRECT_MR - 1) / DIRECT_MR;
   size_t gsize = (size_t)(nblk * DIRECT_MR * K * Cin_g);
-  float *wp = malloc(sizeof(float) * gsize * (size_t)groups + 64);
+  float *wp = nn_scratch(NN_SCRATCH_DIRECT, sizeof(float) * gsize * (size_t)groups);
   if (!wp) { fsvc_set_error("conv1d: out of memory"); return -1; }
   for (int64_t g = 0; g < groups; g++)
     pack(w + g * Cout_g * Cin_g * K, wp + g * gsize, Cout_g, Cin_g, K, flip_transpose);
@@ -135,6 +144,9 @@ int nn_conv1d_direct_f32(int64_t B, int64_t groups, int64_t Cin_g, int64_t Tx, i
   if (tile < DIRECT_NR) tile = DIRECT_NR;
   if (tile > 4096) tile = 4096;
   int64_t ntile = (Ty + tile - 1) / tile;
+  /* input channels per pass: the 12 x K x chunk weights (16 KB) stay in L1 across the tile */
+  int64_t cchunk = 4096 / (DIRECT_MR * K);
+  if (cchunk < 8) cchunk = 8;
   int64_t items = B * groups * ntile * nblk;
   double work = (double)items * tile * DIRECT_MR * Cin_g * K;
 #pragma omp parallel for schedule(static) if (work > 2e5)
@@ -148,12 +160,16 @@ int nn_conv1d_direct_f32(int64_t B, int64_t groups, int64_t Cin_g, int64_t Tx, i
     int64_t rows = Cout_g - blk * DIRECT_MR;
     const float *wb = wp + g * gsize + blk * DIRECT_MR * K * Cin_g;
     int64_t te = (ti + 1) * tile < Ty ? (ti + 1) * tile : Ty;
-    for (int64_t t0 = ti * tile; t0 < te; t0 += DIRECT_NR) {
-      int64_t n = te - t0 < DIRECT_NR ? te - t0 : DIRECT_NR;
-      tile_12x32(xg, Cin_g, Tx, wb, K, dil, pad, t0, n, bg_bias, rows, yg, Ty);
+    for (int64_t c0 = 0; c0 < Cin_g; c0 += cchunk) {
+      int64_t cn = Cin_g - c0 < cchunk ? Cin_g - c0 : cchunk;
+      for (int64_t t0 = ti * tile; t0 < te; t0 += DIRECT_NR) {
+        int64_t n = te - t0 < DIRECT_NR ? te - t0 : DIRECT_NR;
+        tile_12x32(xg + c0 * Tx, cn, Tx, wb + c0 * DIRECT_MR, Cin_g * DIRECT_MR, K, dil, pad, t0,
+                   n, bg_bias, c0 > 0, rows, yg, Ty);
+      }
     }
   }
-  free(wp);
+  nn_scratch_done(NN_SCRATCH_DIRECT, wp);
   return 0;
 }
 #else

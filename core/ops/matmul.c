@@ -5,8 +5,65 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <omp.h>
+
 #include "fsvc/ops_nn.h"
+#include "fsvc/threads.h"
 #include "nn_internal.h"
+
+int openblas_get_num_threads(void); /* from OpenBLAS */
+void openblas_set_num_threads(int n);
+
+static void gemm_serial(fsvc_dtype dt, int transa, int transb, int64_t M, int64_t N, int64_t K,
+                        double alpha, const char *A, int64_t lda, const char *B, int64_t ldb,
+                        double beta, char *C, int64_t ldc) {
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0) { /* BLAS would leave C untouched; beta must still apply */
+    for (int64_t i = 0; i < M; i++)
+      for (int64_t j = 0; j < N; j++) {
+        if (dt == FSVC_FLOAT32) { float *c = (float *)C + i * ldc + j; *c = beta == 0 ? 0.f : (float)(beta * *c); }
+        else { double *c = (double *)C + i * ldc + j; *c = beta == 0 ? 0.0 : beta * *c; }
+      }
+    return;
+  }
+  enum CBLAS_TRANSPOSE ta = transa ? CblasTrans : CblasNoTrans;
+  enum CBLAS_TRANSPOSE tb = transb ? CblasTrans : CblasNoTrans;
+  if (dt == FSVC_FLOAT32)
+    cblas_sgemm(CblasRowMajor, ta, tb, (int)M, (int)N, (int)K, (float)alpha, (const float *)A,
+                (int)lda, (const float *)B, (int)ldb, (float)beta, (float *)C, (int)ldc);
+  else
+    cblas_dgemm(CblasRowMajor, ta, tb, (int)M, (int)N, (int)K, alpha, (const double *)A, (int)lda,
+                (const double *)B, (int)ldb, beta, (double *)C, (int)ldc);
+}
+
+void nn_gemm(fsvc_dtype dt, int transa, int transb, int64_t M, int64_t N, int64_t K, double alpha,
+             const void *A, int64_t lda, const void *B, int64_t ldb, double beta, void *C,
+             int64_t ldc) {
+  if (openblas_get_num_threads() != 1) openblas_set_num_threads(1);
+  int nt = omp_in_parallel() ? 1 : fsvc_get_num_threads();
+  size_t es = fsvc_dtype_size(dt);
+  const char *a = A, *b = B;
+  char *c = C;
+  if (nt <= 1 || (double)M * (double)N * (double)K < 4e5 || M <= 0 || N <= 0) {
+    gemm_serial(dt, transa, transb, M, N, K, alpha, a, lda, b, ldb, beta, c, ldc);
+    return;
+  }
+  /* split the longer output side into one contiguous slab per thread (multiples of 16) */
+  int split_n = N >= M;
+  int64_t len = split_n ? N : M;
+  int64_t chunk = ((len + nt - 1) / nt + 15) / 16 * 16;
+#pragma omp parallel for num_threads(nt) schedule(static)
+  for (int i = 0; i < nt; i++) {
+    int64_t lo = i * chunk, hi = lo + chunk < len ? lo + chunk : len;
+    if (lo >= hi) continue;
+    if (split_n)
+      gemm_serial(dt, transa, transb, M, hi - lo, K, alpha, a, lda,
+                  b + (transb ? lo * ldb : lo) * es, ldb, beta, c + lo * es, ldc);
+    else
+      gemm_serial(dt, transa, transb, hi - lo, N, K, alpha, a + (transa ? lo : lo * lda) * es,
+                  lda, b, ldb, beta, c + lo * ldc * es, ldc);
+  }
+}
 
 /* How BLAS can read t's last two dims [rows, cols]: 0 and (*trans, *ld) when usable. */
 static int mat_layout(const fsvc_tensor *t, int *trans, int64_t *ld) {

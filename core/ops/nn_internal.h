@@ -26,28 +26,13 @@ static inline int nn_check_float(const fsvc_tensor *t, const char *op, const cha
   return 0;
 }
 
-/* C[M,N] = alpha * op(A) op(B) + beta * C, row-major, on float32 or float64 buffers. */
-static inline void nn_gemm(fsvc_dtype dt, int transa, int transb, int64_t M, int64_t N, int64_t K,
-                           double alpha, const void *A, int64_t lda, const void *B, int64_t ldb,
-                           double beta, void *C, int64_t ldc) {
-  if (M <= 0 || N <= 0) return;
-  if (K <= 0) { /* BLAS would leave C untouched; beta must still apply */
-    for (int64_t i = 0; i < M; i++)
-      for (int64_t j = 0; j < N; j++) {
-        if (dt == FSVC_FLOAT32) { float *c = (float *)C + i * ldc + j; *c = beta == 0 ? 0.f : (float)(beta * *c); }
-        else { double *c = (double *)C + i * ldc + j; *c = beta == 0 ? 0.0 : beta * *c; }
-      }
-    return;
-  }
-  enum CBLAS_TRANSPOSE ta = transa ? CblasTrans : CblasNoTrans;
-  enum CBLAS_TRANSPOSE tb = transb ? CblasTrans : CblasNoTrans;
-  if (dt == FSVC_FLOAT32)
-    cblas_sgemm(CblasRowMajor, ta, tb, (int)M, (int)N, (int)K, (float)alpha, (const float *)A,
-                (int)lda, (const float *)B, (int)ldb, (float)beta, (float *)C, (int)ldc);
-  else
-    cblas_dgemm(CblasRowMajor, ta, tb, (int)M, (int)N, (int)K, alpha, (const double *)A, (int)lda,
-                (const double *)B, (int)ldb, beta, (double *)C, (int)ldc);
-}
+/* C[M,N] = alpha * op(A) op(B) + beta * C, row-major, on float32 or float64 buffers.
+ * Threads: OpenBLAS runs single-threaded and large products are split over OpenMP threads here
+ * (matmul.c), so that one thread pool serves every kernel: an OpenMP pool spinning next to
+ * OpenBLAS's own pthreads made 2-thread runs many times slower on a loaded machine. */
+void nn_gemm(fsvc_dtype dt, int transa, int transb, int64_t M, int64_t N, int64_t K, double alpha,
+             const void *A, int64_t lda, const void *B, int64_t ldb, double beta, void *C,
+             int64_t ldc);
 
 /* Geometry of one 1-D convolution y = conv(x, w): x [B, Cin, Tx], w [Cout, Cin/groups, K],
  * y [B, Cout, Ty], y[t] reads x[t*stride + k*dilation - padding]. */
@@ -64,6 +49,12 @@ int nn_conv1d_backward_data_kernel(const nn_conv_geom *g, const void *gy, const 
 /* gw = d conv / d w contracted with gy, written into gw [Cout, Cin/groups, K]. */
 int nn_conv1d_backward_weight_kernel(const nn_conv_geom *g, const void *x, const void *gy,
                                      void *gw);
+/* Per-thread scratch buffers kept between calls (conv1d.c); slots must not be shared by two live
+ * buffers. nn_scratch_done frees only buffers too large to keep. */
+enum { NN_SCRATCH_WEIGHT = 0, NN_SCRATCH_COL = 1, NN_SCRATCH_DIRECT = 2 };
+void *nn_scratch(int slot, size_t bytes);
+void nn_scratch_done(int slot, void *p);
+
 /* The AVX-512 direct float32 kernel for stride 1 (conv1d_direct.c); see there. */
 int nn_conv1d_direct_available(void);
 int nn_conv1d_direct_f32(int64_t B, int64_t groups, int64_t Cin_g, int64_t Tx, int64_t Cout_g,

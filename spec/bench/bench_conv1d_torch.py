@@ -10,17 +10,14 @@ import torch.nn.functional as F
 
 
 def best_time(fn, budget):
+    """Minimum over single calls for `budget` seconds (at least 5): robust on a shared machine."""
     fn()
-    t0 = time.perf_counter()
-    fn()
-    one = max(time.perf_counter() - t0, 1e-6)
-    n = max(1, int(budget / one))
-    best = float("inf")
-    for _ in range(3):
+    best, calls, start = float("inf"), 0, time.perf_counter()
+    while calls < 5 or time.perf_counter() - start < budget:
         t0 = time.perf_counter()
-        for _ in range(n):
-            fn()
-        best = min(best, (time.perf_counter() - t0) / n)
+        fn()
+        best = min(best, time.perf_counter() - t0)
+        calls += 1
     return best
 
 
