@@ -169,32 +169,37 @@ void fsvc_f0i_ifa_init(fsvc_f0i_ifa *a) { memset(a, 0, sizeof(*a)); }
 
 void fsvc_f0i_ifa_free(fsvc_f0i_ifa *a) {
   for (int i = 0; i < 31; i++) free(a->tab[i]);
-  free(a->sw);
-  free(a->sd);
+  for (int i = 0; i < FSVC_F0I_IFA_SEGS; i++) {
+    free(a->seg[i].sw);
+    free(a->seg[i].sd);
+  }
   memset(a, 0, sizeof(*a));
 }
 
-int fsvc_f0i_ifa_prepare(fsvc_f0i_ifa *a, const double *x, int xlen, double fs, double t,
-                         double f0, int consecutive) {
-  int half = (int)(1.5 * fs / f0 + 1.0);
+/* Cuts the segment for window half length `half` around t and windows it. */
+static int seg_prepare(fsvc_f0i_ifa *a, fsvc_f0i_seg *g, int half) {
+  const double fs = a->fs, t = a->t;
+  const double *x = a->x;
+  const int xlen = a->xlen;
   int len = 2 * half + 1;
   double wlen = (2.0 * half + 1.0) / fs;
   int lg = 2 + (int)(log(half * 2.0 + 1.0) / FSVC_F0I_LOG2);
   if (lg > 30) return -1;
   int nfft = 1 << lg;
-  if (len > a->cap) {
-    free(a->sw);
-    free(a->sd);
-    a->sw = (double *)malloc(sizeof(double) * (size_t)len);
-    a->sd = (double *)malloc(sizeof(double) * (size_t)len);
-    if (!a->sw || !a->sd) {
-      free(a->sw);
-      free(a->sd);
-      a->sw = a->sd = NULL;
-      a->cap = 0;
+  g->half = 0;
+  if (len > g->cap) {
+    free(g->sw);
+    free(g->sd);
+    g->sw = (double *)malloc(sizeof(double) * (size_t)len);
+    g->sd = (double *)malloc(sizeof(double) * (size_t)len);
+    if (!g->sw || !g->sd) {
+      free(g->sw);
+      free(g->sd);
+      g->sw = g->sd = NULL;
+      g->cap = 0;
       return -1;
     }
-    a->cap = len;
+    g->cap = len;
   }
   if (!a->tab[lg]) {
     double *tab = (double *)malloc(sizeof(double) * 2 * (size_t)nfft);
@@ -206,23 +211,41 @@ int fsvc_f0i_ifa_prepare(fsvc_f0i_ifa *a, const double *x, int xlen, double fs, 
     }
     a->tab[lg] = tab;
   }
-  a->len = len;
-  a->nfft = nfft;
-  a->lg = lg;
-  a->fs = fs;
   /* Blackman window over 3 periods, sampled at the actual sample times relative to t, and its
-   * central-difference derivative (negated). First pass: window -> sd, samples -> sw. */
-  double *w = a->sd, *seg = a->sw;
-  /* Sample indices (1-based) of the segment. Harvest's variant takes consecutive indices from
-   * the first one, rounded with a small bias so that exact half-sample ties resolve upwards;
-   * StoneMask's rounds each sample time on its own. */
-  const int first = fsvc_f0i_round((t + (double)(-half) / fs) * fs + 0.001);
-  for (int i = 0; i < len; i++) {
-    int bi = consecutive ? first + i : fsvc_f0i_round((t + (double)(-half + i) / fs) * fs);
-    double tmp = (double)(bi - 1.0) / fs - t;
-    w[i] = 0.42 + 0.5 * cos(2.0 * FSVC_F0I_PI * tmp / wlen) +
-           0.08 * cos(4.0 * FSVC_F0I_PI * tmp / wlen);
-    seg[i] = x[fsvc_f0i_imax(0, fsvc_f0i_imin(xlen - 1, bi - 1))];
+   * central-difference derivative (negated). First pass: window -> sd, samples -> sw.
+   * Sample indices are 1-based. Harvest's variant takes consecutive indices from the first one,
+   * rounded with a small bias so that exact half-sample ties resolve upwards; StoneMask's
+   * rounds each sample time on its own. */
+  double *w = g->sd, *seg = g->sw;
+  if (a->consecutive) {
+    const int first = fsvc_f0i_round((t + (double)(-half) / fs) * fs + 0.001);
+    /* Window phase advances by a constant step: rotate a phasor, re-anchored every 16
+     * samples with exact cos/sin (keeps the error at a few ulps). */
+    const double step = 2.0 * FSVC_F0I_PI / fs / wlen;
+    const double cs = cos(step), sn = sin(step);
+    double c = 1.0, s = 0.0;
+    for (int i = 0; i < len; i++) {
+      if ((i & 15) == 0) {
+        double tmp = (double)(first + i - 1.0) / fs - t;
+        double ang = 2.0 * FSVC_F0I_PI * tmp / wlen;
+        c = cos(ang);
+        s = sin(ang);
+      } else {
+        double c2 = c * cs - s * sn;
+        s = s * cs + c * sn;
+        c = c2;
+      }
+      w[i] = 0.42 + 0.5 * c + 0.08 * (2.0 * c * c - 1.0);
+      seg[i] = x[fsvc_f0i_imax(0, fsvc_f0i_imin(xlen - 1, first + i - 1))];
+    }
+  } else {
+    for (int i = 0; i < len; i++) {
+      int bi = fsvc_f0i_round((t + (double)(-half + i) / fs) * fs);
+      double tmp = (double)(bi - 1.0) / fs - t;
+      w[i] = 0.42 + 0.5 * cos(2.0 * FSVC_F0I_PI * tmp / wlen) +
+             0.08 * cos(4.0 * FSVC_F0I_PI * tmp / wlen);
+      seg[i] = x[fsvc_f0i_imax(0, fsvc_f0i_imin(xlen - 1, bi - 1))];
+    }
   }
   /* Second pass, in place: sw = segment * window, sd = segment * derivative window. */
   double wprev = 0.0;
@@ -230,46 +253,126 @@ int fsvc_f0i_ifa_prepare(fsvc_f0i_ifa *a, const double *x, int xlen, double fs, 
     double wi = w[i];
     double wnext = i + 1 < len ? w[i + 1] : 0.0;
     double dwi;
-    if (len == 1) dwi = 0.0;
-    else if (i == 0) dwi = -wnext / 2.0;
+    if (i == 0) dwi = -wnext / 2.0;
     else if (i == len - 1) dwi = wprev / 2.0;
     else dwi = -(wnext - wprev) / 2.0;
-    double s = seg[i];
-    a->sw[i] = s * wi;
-    a->sd[i] = s * dwi;
+    double v = seg[i];
+    g->sw[i] = v * wi;
+    g->sd[i] = v * dwi;
     wprev = wi;
   }
+  g->half = half;
+  g->len = len;
+  g->lg = lg;
+  g->nbins = 0;
   return 0;
 }
 
-/* Spectrum of the windowed segments at one bin of the nfft-point DFT (forward, exp(-i)). */
-static void ifa_bin(const fsvc_f0i_ifa *a, int k, double *power, double *numer) {
-  const int mask = a->nfft - 1;
-  const double *tab = a->tab[a->lg];
-  const double *sw = a->sw, *sd = a->sd;
-  const unsigned step = (unsigned)k & (unsigned)mask;
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#endif
+
+/* Spectrum of the windowed segments at bin k of the 2^lg-point DFT (forward, exp(-i)):
+ * power |X_w|^2 and Im(X_dw * conj(X_w)). */
+static void seg_bin(const fsvc_f0i_ifa *a, const fsvc_f0i_seg *g, int k, double *power,
+                    double *numer) {
+  const unsigned mask = (1u << g->lg) - 1u;
+  const double *tab = a->tab[g->lg];
+  const double *sw = g->sw, *sd = g->sd;
+  const unsigned step = (unsigned)k & mask;
+  const int len = g->len;
   double mr = 0.0, mi = 0.0, dr = 0.0, di = 0.0;
-  unsigned m = 0;
-  for (int i = 0; i < a->len; i++) {
+  int i = 0;
+#if defined(__AVX2__) && defined(__FMA__)
+  /* Four lanes (samples n..n+3); the phasors advance by 4 samples per step by rotation and are
+   * reloaded from the exact table every 8 steps. */
+  {
+    const unsigned s4 = (4u * step) & mask;
+    const __m256d c4 = _mm256_set1_pd(tab[2 * s4]), n4 = _mm256_set1_pd(tab[2 * s4 + 1]);
+    __m256d amr = _mm256_setzero_pd(), ami = _mm256_setzero_pd();
+    __m256d adr = _mm256_setzero_pd(), adi = _mm256_setzero_pd();
+    __m256d c = _mm256_setzero_pd(), s = _mm256_setzero_pd();
+    for (; i + 4 <= len; i += 4) {
+      if ((i & 31) == 0) {
+        unsigned m0 = ((unsigned)i * step) & mask;
+        unsigned m1 = (m0 + step) & mask, m2 = (m1 + step) & mask, m3 = (m2 + step) & mask;
+        c = _mm256_set_pd(tab[2 * m3], tab[2 * m2], tab[2 * m1], tab[2 * m0]);
+        s = _mm256_set_pd(tab[2 * m3 + 1], tab[2 * m2 + 1], tab[2 * m1 + 1], tab[2 * m0 + 1]);
+      } else {
+        __m256d c2 = _mm256_fmsub_pd(c, c4, _mm256_mul_pd(s, n4));
+        s = _mm256_fmadd_pd(s, c4, _mm256_mul_pd(c, n4));
+        c = c2;
+      }
+      __m256d vw = _mm256_loadu_pd(sw + i), vd = _mm256_loadu_pd(sd + i);
+      amr = _mm256_fmadd_pd(vw, c, amr);
+      ami = _mm256_fmadd_pd(vw, s, ami);
+      adr = _mm256_fmadd_pd(vd, c, adr);
+      adi = _mm256_fmadd_pd(vd, s, adi);
+    }
+    double t0[4], t1[4], t2[4], t3[4];
+    _mm256_storeu_pd(t0, amr);
+    _mm256_storeu_pd(t1, ami);
+    _mm256_storeu_pd(t2, adr);
+    _mm256_storeu_pd(t3, adi);
+    mr = (t0[0] + t0[1]) + (t0[2] + t0[3]);
+    mi = -((t1[0] + t1[1]) + (t1[2] + t1[3]));
+    dr = (t2[0] + t2[1]) + (t2[2] + t2[3]);
+    di = -((t3[0] + t3[1]) + (t3[2] + t3[3]));
+  }
+#endif
+  unsigned m = ((unsigned)i * step) & mask;
+  for (; i < len; i++) {
     double c = tab[2 * m], s = tab[2 * m + 1];
     mr += sw[i] * c;
     mi -= sw[i] * s;
     dr += sd[i] * c;
     di -= sd[i] * s;
-    m = (m + step) & (unsigned)mask;
+    m = (m + step) & mask;
   }
   *power = mr * mr + mi * mi;
   *numer = mr * di - mi * dr;
 }
 
-double fsvc_f0i_ifa_fix(const fsvc_f0i_ifa *a, double f0, int nh, double *score) {
-  const double fs = a->fs;
-  const int nfft = a->nfft;
+int fsvc_f0i_ifa_fix(fsvc_f0i_ifa *a, const double *x, int xlen, double fs, double t, double wf0,
+                     double f0, int nh, int consecutive, double *out, double *score) {
+  if (a->x != x || a->xlen != xlen || a->fs != fs || a->t != t || a->consecutive != consecutive) {
+    for (int i = 0; i < FSVC_F0I_IFA_SEGS; i++) a->seg[i].half = 0;
+    a->x = x;
+    a->xlen = xlen;
+    a->fs = fs;
+    a->t = t;
+    a->consecutive = consecutive;
+  }
+  const int half = (int)(1.5 * fs / wf0 + 1.0);
+  fsvc_f0i_seg *g = NULL;
+  for (int i = 0; i < FSVC_F0I_IFA_SEGS; i++)
+    if (a->seg[i].half == half) {
+      g = &a->seg[i];
+      break;
+    }
+  if (!g) {
+    g = &a->seg[a->next];
+    a->next = (a->next + 1) % FSVC_F0I_IFA_SEGS;
+    if (seg_prepare(a, g, half) != 0) return -1;
+  }
+  const int nfft = 1 << g->lg;
   double num = 0.0, den = 0.0, sc = 0.0;
   for (int i = 0; i < nh; i++) {
     int index = fsvc_f0i_round(f0 * nfft / fs * (i + 1));
-    double power, numer;
-    ifa_bin(a, index, &power, &numer);
+    double power = 0.0, numer = 0.0;
+    int j = 0;
+    while (j < g->nbins && g->bin[j] != index) j++;
+    if (j < g->nbins) {
+      power = g->pw[j];
+      numer = g->nu[j];
+    } else {
+      seg_bin(a, g, index, &power, &numer);
+      if (g->nbins == FSVC_F0I_IFA_BINS) g->nbins = 0;
+      g->bin[g->nbins] = index;
+      g->pw[g->nbins] = power;
+      g->nu[g->nbins] = numer;
+      g->nbins++;
+    }
     double inst = power == 0.0 ? 0.0
                                : (double)index * fs / nfft +
                                      numer / power * fs / 2.0 / FSVC_F0I_PI;
@@ -279,7 +382,8 @@ double fsvc_f0i_ifa_fix(const fsvc_f0i_ifa *a, double f0, int nh, double *score)
     sc += fabs((inst / (i + 1.0) - f0) / f0);
   }
   if (score) *score = 1.0 / (sc / nh + FSVC_F0I_EPS);
-  return num / (den + FSVC_F0I_EPS);
+  *out = num / (den + FSVC_F0I_EPS);
+  return 0;
 }
 
 /* ---- argument checks --------------------------------------------------------------------------- */

@@ -61,26 +61,37 @@ void fsvc_f0i_interp1(const double *x, const double *y, int n, const double *xi,
                       double *yi);
 
 /* ---- instantaneous-frequency analysis (Harvest refinement and StoneMask) --------------------- */
+#define FSVC_F0I_IFA_SEGS 8  /* windowed segments cached per frame (one per window length) */
+#define FSVC_F0I_IFA_BINS 24 /* DFT bins cached per segment */
+
+typedef struct {
+  int half;        /* window half length in samples; 0 = empty slot */
+  int len, lg, cap;
+  double *sw, *sd; /* segment times the window / times the derivative window */
+  int nbins;
+  int bin[FSVC_F0I_IFA_BINS];
+  double pw[FSVC_F0I_IFA_BINS], nu[FSVC_F0I_IFA_BINS];
+} fsvc_f0i_seg;
+
 typedef struct {
   double *tab[31]; /* tab[k]: cos/sin table for size 2^k, interleaved, built on demand */
-  double *sw, *sd; /* windowed segment (main window, derivative window) */
-  int cap;         /* capacity of sw/sd */
-  int len;         /* segment length */
-  int nfft;        /* nominal FFT size (bins are measured on this grid) */
-  int lg;          /* log2(nfft) */
-  double fs;
+  fsvc_f0i_seg seg[FSVC_F0I_IFA_SEGS];
+  int next;        /* round-robin slot to reuse */
+  /* what the cached segments were cut from */
+  const double *x;
+  int xlen, consecutive;
+  double fs, t;
 } fsvc_f0i_ifa;
 
 void fsvc_f0i_ifa_init(fsvc_f0i_ifa *a);
 void fsvc_f0i_ifa_free(fsvc_f0i_ifa *a);
-/* Cuts and windows the segment around time t (s) sized for f0 (Hz): a Blackman window of
- * 3 periods. consecutive selects Harvest's sample indexing (1) or StoneMask's (0).
- * Returns 0, or -1 when out of memory. */
-int fsvc_f0i_ifa_prepare(fsvc_f0i_ifa *a, const double *x, int xlen, double fs, double t,
-                         double f0, int consecutive);
-/* Weighted-mean instantaneous frequency of the first nh harmonics of f0 on the prepared
- * segment. When score is not NULL it receives Harvest's reliability score. */
-double fsvc_f0i_ifa_fix(const fsvc_f0i_ifa *a, double f0, int nh, double *score);
+/* Weighted-mean instantaneous frequency of the first nh harmonics of f0 around time t (s),
+ * measured with a Blackman window of 3 periods of wf0 (Hz). consecutive selects Harvest's
+ * sample indexing (1) or StoneMask's (0). When score is not NULL it receives Harvest's
+ * reliability score. Segments and bins are cached while x, t, fs stay the same. Returns 0, or
+ * -1 when out of memory. */
+int fsvc_f0i_ifa_fix(fsvc_f0i_ifa *a, const double *x, int xlen, double fs, double t, double wf0,
+                     double f0, int nh, int consecutive, double *out, double *score);
 
 /* ---- argument checks -------------------------------------------------------------------------- */
 void fsvc_f0i_error(char *errbuf, size_t errlen, const char *fmt, ...);

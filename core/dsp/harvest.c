@@ -498,10 +498,10 @@ static int harvest_body(const double *x, int xlen, int fs, double f0_floor, doub
         *sc = 0.0;
         continue;
       }
-      if (fsvc_f0i_ifa_prepare(&ifa, y, ylen, afs, times[i], cur, 1) != 0) goto done;
       int nh = fsvc_f0i_imin((int)(afs / 2.0 / cur), 6);
-      double s;
-      double r = fsvc_f0i_ifa_fix(&ifa, cur, nh, &s);
+      double s, r;
+      if (fsvc_f0i_ifa_fix(&ifa, y, ylen, afs, times[i], cur, cur, nh, 1, &r, &s) != 0)
+        goto done;
       if (r < f0_floor || r > f0_ceil || s < 2.5) {
         r = 0.0;
         s = 0.0;

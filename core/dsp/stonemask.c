@@ -23,12 +23,12 @@ static int refine_one(fsvc_f0i_ifa *ifa, const double *x, int xlen, double fs, d
     *out = 0.0;
     return 0;
   }
-  if (fsvc_f0i_ifa_prepare(ifa, x, xlen, fs, t, f0, 0) != 0) return -1;
-  double mean = fsvc_f0i_ifa_fix(ifa, f0, 2, NULL);
+  double mean;
+  if (fsvc_f0i_ifa_fix(ifa, x, xlen, fs, t, f0, f0, 2, 0, &mean, NULL) != 0) return -1;
   if (mean <= 0.0 || mean > f0 * 2)
     mean = 0.0;
-  else
-    mean = fsvc_f0i_ifa_fix(ifa, mean, 6, NULL);
+  else if (fsvc_f0i_ifa_fix(ifa, x, xlen, fs, t, f0, mean, 6, 0, &mean, NULL) != 0)
+    return -1;
   if (fabs(mean - f0) > f0 * 0.2) mean = f0;
   *out = mean;
   return 0;

@@ -150,7 +150,7 @@ static const char *kSignals[] = {
 };
 
 static void run_fixtures(const char *dir) {
-  char path[1024];
+  char path[2048];
   double total_audio = 0.0, total_harvest = 0.0, total_dio = 0.0;
   printf("%-31s %6s | %-28s | %-28s | %s\n", "signal", "frames", "harvest: agree%  med.c  >50c%",
          "dio: agree%  med.c  >50c%", "harvest s/s");
