@@ -18,6 +18,8 @@ local F = require "fsvc.nn.functional"
 local U = require "fsvc.nn.util_internal"
 
 local MultiheadAttention = module.Module:extend("MultiheadAttention")
+-- PyTorch's out_proj class (a Linear under another name; kept so that reprs match)
+local NonDynamicallyQuantizableLinear = Linear:extend("NonDynamicallyQuantizableLinear")
 
 function MultiheadAttention:init(embed_dim, num_heads, opts)
   opts = opts or {}
@@ -51,7 +53,7 @@ function MultiheadAttention:init(embed_dim, num_heads, opts)
   else
     self:register_parameter("in_proj_bias", nil)
   end
-  self.out_proj = Linear(E, E, { bias = opts.bias ~= false, dtype = dt.dtype })
+  self.out_proj = NonDynamicallyQuantizableLinear(E, E, { bias = opts.bias ~= false, dtype = dt.dtype })
   self:reset_parameters()
 end
 

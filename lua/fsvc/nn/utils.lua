@@ -64,13 +64,13 @@ function utils.weight_norm(m, opts)
   if style ~= "legacy" and style ~= "parametrizations" then
     error("weight_norm: style must be \"legacy\" or \"parametrizations\", got " .. tostring(style), 2)
   end
-  local w = param_of(m, name, "weight_norm")
-  if dim < -1 or dim >= w.ndim then
-    error(string.format("weight_norm: dim %d out of range for weight of %d dims", dim, w.ndim), 2)
-  end
   local weight_norm_state = rawget(m, "_weight_norm") or {}
   if weight_norm_state[name] then
     error("weight_norm: " .. Module.type_name(m) .. "." .. name .. " is already weight-normed", 2)
+  end
+  local w = param_of(m, name, "weight_norm")
+  if dim < -1 or dim >= w.ndim then
+    error(string.format("weight_norm: dim %d out of range for weight of %d dims", dim, w.ndim), 2)
   end
   local g = fsvc.no_grad(function() return norm_except_dim(w, dim):contiguous():clone() end)
   local v = fsvc.no_grad(function() return w:clone() end)
@@ -189,11 +189,11 @@ function utils.spectral_norm(m, opts)
   local eps = opts.eps or 1e-12
   local dim = opts.dim
   if dim == nil then dim = Module.type_name(m) == "ConvTranspose1d" and 1 or 0 end
-  local w = param_of(m, name, "spectral_norm")
   local state = rawget(m, "_spectral_norm") or {}
   if state[name] then
     error("spectral_norm: " .. Module.type_name(m) .. "." .. name .. " is already spectral-normed", 2)
   end
+  local w = param_of(m, name, "spectral_norm")
   local u, v = fsvc.no_grad(function()
     local mat = reshape_to_matrix(w, dim)
     local h, wd = mat.shape[1], mat.shape[2]
