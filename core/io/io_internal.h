@@ -30,4 +30,8 @@ fsvc_tensor *fsvc_mapping_wrap(fsvc_mapping *m, size_t offset, int ndim, const i
 /* Reads a stored integer of `width` bytes (1, 2, 4, 8), signed or not, little-endian. */
 int64_t fsvc_read_int_le(const unsigned char *p, int width, int is_signed);
 
+/* Names read from a file (keys, zip members) may hold newlines: errors stay on one line by
+ * replacing control characters in the last error. Called where the public loaders fail. */
+void fsvc_io_error_oneline(void);
+
 #endif

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <stdio.h>
 #include <unistd.h>
 
 #include "fsvc/error.h"
@@ -87,4 +88,12 @@ int64_t fsvc_read_int_le(const unsigned char *p, int width, int is_signed) {
   for (int i = width - 1; i >= 0; i--) u = (u << 8) | p[i];
   if (is_signed && width < 8 && (u >> (8 * width - 1)) & 1) u |= ~(uint64_t)0 << (8 * width);
   return (int64_t)u;
+}
+
+void fsvc_io_error_oneline(void) {
+  char buf[1024];
+  snprintf(buf, sizeof buf, "%s", fsvc_last_error());
+  for (char *c = buf; *c; c++)
+    if ((unsigned char)*c < 0x20 || *c == 0x7f) *c = '?';
+  fsvc_set_error("%s", buf);
 }

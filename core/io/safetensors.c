@@ -529,6 +529,7 @@ fsvc_tensor_dict *fsvc_safetensors_load(const char *path) {
   if (!m) return NULL;
   fsvc_tensor_dict *d = load_mapping(m, path);
   fsvc_mapping_release(m); /* the tensors hold their own references */
+  if (!d) fsvc_io_error_oneline();
   return d;
 }
 
@@ -539,6 +540,7 @@ fsvc_tensor_dict *fsvc_safetensors_load_memory(const void *data, size_t size, co
   if (!m) return NULL;
   fsvc_tensor_dict *d = load_mapping(m, name);
   fsvc_mapping_release(m);
+  if (!d) fsvc_io_error_oneline();
   return d;
 }
 
@@ -754,5 +756,6 @@ done:
   free(h.p);
   free(es);
   free(layout);
+  if (rc) fsvc_io_error_oneline();
   return rc;
 }

@@ -722,6 +722,7 @@ fsvc_tensor_dict *fsvc_torch_load(const char *path) {
   if (!m) return NULL;
   fsvc_tensor_dict *d = load_mapping(m, path);
   fsvc_mapping_release(m);
+  if (!d) fsvc_io_error_oneline();
   return d;
 }
 
@@ -732,6 +733,7 @@ fsvc_tensor_dict *fsvc_torch_load_memory(const void *data, size_t size, const ch
   if (!m) return NULL;
   fsvc_tensor_dict *d = load_mapping(m, name);
   fsvc_mapping_release(m);
+  if (!d) fsvc_io_error_oneline();
   return d;
 }
 

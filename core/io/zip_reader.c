@@ -54,7 +54,7 @@ int fsvc_zip_open(fsvc_zip *z, const void *data, size_t size, const char *op, co
       return -1;
     }
     uint64_t e64 = rd(b + eocd - 20 + 8, 8);
-    if (e64 > size - 56 || rd(b + e64, 4) != 0x06064b50u) {
+    if (size < 56 || e64 > size - 56 || rd(b + e64, 4) != 0x06064b50u) {
       fsvc_set_error("%s: %s: bad zip64 end-of-central-directory record", op, file);
       return -1;
     }
