@@ -371,7 +371,9 @@ int fsvc_backward(fsvc_tensor *root, const fsvc_tensor *grad, int retain_graph) 
       }
       if (e->leaf) {
         if (gi) {
-          if (!fsvc_is_contiguous(gi)) {
+          /* a leaf's .grad must own its memory: optimisers and clipping change it in place, and
+           * a backward may hand the same tensor to several inputs */
+          if (!fsvc_is_contiguous(gi) || gi->refcount > 1 || gi->storage->refcount > 1) {
             fsvc_tensor *c = fsvc_clone_raw(gi);
             fsvc_tensor_release(gi);
             gi = c;

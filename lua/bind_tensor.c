@@ -269,7 +269,7 @@ static void parse_factory(lua_State *L, int idx, factory_args *fa, const char *o
     fa->requires_grad = fsvc_lua_opt_field_bool(L, opt, "requires_grad", 0, op);
   }
   for (int i = 0; i < fa->ndim; i++)
-    if (fa->shape[i] < 0) luaL_error(L, "%s: sizes must be >= 0 (size %d is %lld)", op, i, (long long)fa->shape[i]);
+    if (fa->shape[i] < 0) luaL_error(L, "%s: sizes must be >= 0 (size %d is %I)", op, i, (lua_Integer)fa->shape[i]);
 }
 
 static int finish_factory(lua_State *L, fsvc_tensor *t, const factory_args *fa) {
@@ -395,7 +395,7 @@ static void fill_nested(lua_State *L, int idx, int depth, int ndim, const int64_
     return;
   }
   if (!lua_istable(L, idx) || (int64_t)lua_rawlen(L, idx) != shape[depth])
-    luaL_error(L, "tensor: ragged nested list (at depth %d expected a list of %lld)", depth, (long long)shape[depth]);
+    luaL_error(L, "tensor: ragged nested list (at depth %d expected a list of %I)", depth, (lua_Integer)shape[depth]);
   for (int64_t i = 0; i < shape[depth]; i++) {
     lua_rawgeti(L, idx, i + 1);
     fill_nested(L, lua_gettop(L), depth + 1, ndim, shape, t, pos, all_int);
@@ -521,8 +521,8 @@ static int l_item(lua_State *L) {
   fsvc_tensor *t = fsvc_lua_check_tensor(L, 1, "item", "self");
   if (fsvc_numel(t) != 1) {
     char b[128];
-    return luaL_error(L, "item: tensor of shape %s has %lld elements, item() needs exactly one",
-                      fsvc_shape_str(t, b, sizeof b), (long long)fsvc_numel(t));
+    return luaL_error(L, "item: tensor of shape %s has %I elements, item() needs exactly one",
+                      fsvc_shape_str(t, b, sizeof b), (lua_Integer)fsvc_numel(t));
   }
   push_number(L, t, fsvc_get_flat(t, 0));
   return 1;
@@ -536,8 +536,8 @@ static int64_t element_index(lua_State *L, fsvc_tensor *t, int first, const char
     int64_t i = fsvc_lua_check_int(L, first + d, op, "index");
     if (i < 0) i += t->shape[d];
     if (i < 0 || i >= t->shape[d])
-      return luaL_error(L, "%s: index %lld out of range for dim %d of size %lld", op,
-                        (long long)fsvc_lua_check_int(L, first + d, op, "index"), d, (long long)t->shape[d]);
+      return luaL_error(L, "%s: index %I out of range for dim %d of size %I", op,
+                        (lua_Integer)fsvc_lua_check_int(L, first + d, op, "index"), d, (lua_Integer)t->shape[d]);
     flat = flat * t->shape[d] + i;
   }
   return flat;
@@ -570,14 +570,14 @@ static void push_nested(lua_State *L, const fsvc_tensor *t, int depth, int64_t *
 static int l_get_flat(lua_State *L) {
   fsvc_tensor *t = fsvc_lua_check_tensor(L, 1, "_get_flat", "self");
   int64_t i = fsvc_lua_check_int(L, 2, "_get_flat", "index");
-  if (i < 0 || i >= fsvc_numel(t)) return luaL_error(L, "_get_flat: index %lld out of range", (long long)i);
+  if (i < 0 || i >= fsvc_numel(t)) return luaL_error(L, "_get_flat: index %I out of range", (lua_Integer)i);
   push_number(L, t, fsvc_get_flat(t, i));
   return 1;
 }
 static int l_set_flat(lua_State *L) {
   fsvc_tensor *t = fsvc_lua_check_tensor(L, 1, "_set_flat", "self");
   int64_t i = fsvc_lua_check_int(L, 2, "_set_flat", "index");
-  if (i < 0 || i >= fsvc_numel(t)) return luaL_error(L, "_set_flat: index %lld out of range", (long long)i);
+  if (i < 0 || i >= fsvc_numel(t)) return luaL_error(L, "_set_flat: index %I out of range", (lua_Integer)i);
   fsvc_set_flat(t, i, fsvc_lua_check_number(L, 3, "_set_flat", "value"));
   return 0;
 }

@@ -32,6 +32,8 @@ describe("memory", function()
   end)
 
   it("releases a tensor deterministically with free() and with a to-be-closed variable", function()
+    collectgarbage()
+    collectgarbage()
     local base = fsvc.memory_allocated()
     local t = fsvc.zeros(1024, 1024)
     assert.are.equal(base + 4 * 1024 * 1024, fsvc.memory_allocated())
