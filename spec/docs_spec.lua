@@ -1,0 +1,24 @@
+-- Runs every ```lua block of the API reference, so the documentation stays true.
+local function blocks_of(path)
+  local f = assert(io.open(path))
+  local text = f:read("a")
+  f:close()
+  local blocks = {}
+  for code in text:gmatch("```lua\n(.-)```") do blocks[#blocks + 1] = code end
+  return blocks
+end
+
+for _, doc in ipairs({ "docs/API.md", "docs/nn.md", "docs/dsp.md" }) do
+  local f = io.open(doc)
+  if f then
+    f:close()
+    describe("examples of " .. doc, function()
+      for i, code in ipairs(blocks_of(doc)) do
+        it("block " .. i, function()
+          local chunk = assert(load(code, doc .. " block " .. i, "t", setmetatable({}, { __index = _G })))
+          chunk()
+        end)
+      end
+    end)
+  end
+end
