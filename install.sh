@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 PACKAGES=(build-essential cmake pkg-config liblua5.4-dev lua5.4 lua-busted libopenblas-dev
-          libreadline-dev libsndfile1-dev libsoxr-dev libkissfft-dev clang libclang-rt-14-dev)
+          libreadline-dev libsndfile1-dev libsoxr-dev libkissfft-dev zlib1g-dev clang libclang-rt-14-dev)
 
 if [ -z "${FSVC_NO_APT:-}" ]; then
   missing=()

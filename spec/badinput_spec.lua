@@ -1,7 +1,7 @@
 -- Bad input must raise a Lua error naming the op, never crash. Two parts: hand-written cases
 -- from spec/badinput/<area>.lua (each a function that must raise), and a random sweep that calls
 -- every C function of fsvc and every Tensor method with random wrong arguments thousands of times.
-local areas = { "elementwise", "reduce", "shape", "nn", "tensor", "audio", "dsp" }
+local areas = { "elementwise", "reduce", "shape", "nn", "tensor", "audio", "dsp", "checkpoint" }
 
 describe("bad input", function()
   for _, area in ipairs(areas) do
