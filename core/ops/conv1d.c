@@ -238,6 +238,11 @@ int nn_conv1d_backward_data_kernel(const nn_conv_geom *g, const void *gy, const 
 int nn_conv1d_backward_weight_kernel(const nn_conv_geom *g, const void *x, const void *gy,
                                      void *gw) {
   int64_t Cin_g = g->Cin / g->groups, Cout_g = g->Cout / g->groups, KC = g->K * Cin_g;
+  /* the direct kernel reduces its partial sums once per time block, which does not pay for the
+   * 50-frame encoder layers: those stay on BLAS */
+  if (use_direct(g, Cout_g) && Cin_g >= 4 && g->Ty >= 96)
+    return nn_conv1d_direct_wgrad_f32(g->B, g->groups, Cin_g, g->Tx, Cout_g, g->Ty, g->K,
+                                      g->dilation, g->padding, x, gy, gw);
   size_t es = fsvc_dtype_size(g->dtype);
   size_t wbytes = (size_t)(g->Cout * KC) * es;
   /* accumulate in the packed layout; for K == 1 it is gw's own layout */

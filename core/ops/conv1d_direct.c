@@ -44,17 +44,21 @@ __attribute__((target("avx512f"))) static inline __mmask16 lane_mask(int64_t bas
 }
 
 /* One 12 x n (n <= 32) output tile at y (row stride ldy), columns t0 .. t0+n, over Cin input
- * channels starting at x. wp: packed weights of this channel block at the first of those
- * channels, tap k at wp + k*wk_stride, [Cin][12]. accumulate: add to y instead of starting from
- * the bias (the reduction over channels is split into L1-sized chunks). */
+ * channels starting at x. The weight of (row r, channel ci, tap k) is w[r*rs + ci*cs + k*ks],
+ * read in place: packing the weights first cost as much as the convolution itself for the
+ * short, wide layers (512 channels x 50 frames). Rows >= `rows` reuse the last row and are not
+ * stored. accumulate: add to y instead of starting from the bias (the reduction over channels
+ * is split into L1-sized chunks). */
 __attribute__((target("avx512f"))) static void tile_12x32(const float *x, int64_t Cin,
-                                                          int64_t Tx, const float *wp,
-                                                          int64_t wk_stride, int64_t K,
+                                                          int64_t Tx, const float *w, int64_t rs,
+                                                          int64_t cs, int64_t ks, int64_t K,
                                                           int64_t dil, int64_t pad, int64_t t0,
                                                           int64_t n, const float *bias,
                                                           int accumulate, int64_t rows, float *y,
                                                           int64_t ldy) {
   __m512 a0[DIRECT_MR], a1[DIRECT_MR];
+  int64_t roff[DIRECT_MR];
+  for (int r = 0; r < DIRECT_MR; r++) roff[r] = (r < rows ? r : rows - 1) * rs;
   __mmask16 s0 = lane_mask(0, n, 16), s1 = lane_mask(16, n, 16);
 #pragma GCC unroll 12
   for (int r = 0; r < DIRECT_MR; r++) {
@@ -68,14 +72,14 @@ __attribute__((target("avx512f"))) static void tile_12x32(const float *x, int64_
   }
   for (int64_t k = 0; k < K; k++) {
     int64_t base = t0 + k * dil - pad;
-    const float *w = wp + k * wk_stride;
+    const float *wk = w + k * ks;
     const float *xr = x + base;
     if (n == DIRECT_NR && base >= 0 && base + DIRECT_NR <= Tx) {
-      for (int64_t ci = 0; ci < Cin; ci++, xr += Tx, w += DIRECT_MR) {
+      for (int64_t ci = 0; ci < Cin; ci++, xr += Tx, wk += cs) {
         __m512 x0 = _mm512_loadu_ps(xr), x1 = _mm512_loadu_ps(xr + 16);
 #pragma GCC unroll 12
         for (int r = 0; r < DIRECT_MR; r++) {
-          __m512 wv = _mm512_set1_ps(w[r]);
+          __m512 wv = _mm512_set1_ps(wk[roff[r]]);
           a0[r] = _mm512_fmadd_ps(wv, x0, a0[r]);
           a1[r] = _mm512_fmadd_ps(wv, x1, a1[r]);
         }
@@ -84,18 +88,20 @@ __attribute__((target("avx512f"))) static void tile_12x32(const float *x, int64_
       __mmask16 m0 = lane_mask(base, Tx, n), m1 = lane_mask(base + 16, Tx, n - 16);
       if (!m0 && !m1) continue;
       /* masked lanes are never accessed, so the (possibly out-of-row) addresses are safe */
-      for (int64_t ci = 0; ci < Cin; ci++, xr += Tx, w += DIRECT_MR) {
+      for (int64_t ci = 0; ci < Cin; ci++, xr += Tx, wk += cs) {
         __m512 x0 = _mm512_maskz_loadu_ps(m0, xr), x1 = _mm512_maskz_loadu_ps(m1, xr + 16);
 #pragma GCC unroll 12
         for (int r = 0; r < DIRECT_MR; r++) {
-          __m512 wv = _mm512_set1_ps(w[r]);
+          __m512 wv = _mm512_set1_ps(wk[roff[r]]);
           a0[r] = _mm512_fmadd_ps(wv, x0, a0[r]);
           a1[r] = _mm512_fmadd_ps(wv, x1, a1[r]);
         }
       }
     }
   }
-  for (int r = 0; r < DIRECT_MR && r < rows; r++) {
+#pragma GCC unroll 12
+  for (int r = 0; r < DIRECT_MR; r++) {
+    if (r >= rows) continue;
     float *yr = y + r * ldy + t0;
     if (n == DIRECT_NR) {
       _mm512_storeu_ps(yr, a0[r]);
@@ -107,25 +113,6 @@ __attribute__((target("avx512f"))) static void tile_12x32(const float *x, int64_
   }
 }
 
-/* wp[blk][k*Cin + ci][r] = w(co = blk*12 + r, ci, k), zero for co >= Cout. `flip_transpose`
- * reads the weight of the adjoint instead: w(co, ci, k) = src[ci][co][K-1-k] with src
- * [Cin_src = Cout][Cout_src = Cin][K] (the data gradient of a convolution). */
-static void pack(const float *src, float *wp, int64_t Cout, int64_t Cin, int64_t K,
-                 int flip_transpose) {
-  int64_t nblk = (Cout + DIRECT_MR - 1) / DIRECT_MR;
-#pragma omp parallel for if (Cout * Cin * K > 65536)
-  for (int64_t b = 0; b < nblk; b++)
-    for (int64_t k = 0; k < K; k++)
-      for (int64_t ci = 0; ci < Cin; ci++)
-        for (int64_t r = 0; r < DIRECT_MR; r++) {
-          int64_t co = b * DIRECT_MR + r;
-          float v = 0.f;
-          if (co < Cout)
-            v = flip_transpose ? src[(ci * Cout + co) * K + (K - 1 - k)] : src[(co * Cin + ci) * K + k];
-          wp[((b * K + k) * Cin + ci) * DIRECT_MR + r] = v;
-        }
-}
-
 /* x [B, groups*Cin_g, Tx] -> y [B, groups*Cout_g, Ty]. w is this conv's weight
  * [groups*Cout_g, Cin_g, K] (flip_transpose = 0) or, for a data gradient, the forward weight
  * [groups*Cin_g, Cout_g, K] read flipped and transposed per group (flip_transpose = 1). */
@@ -133,19 +120,20 @@ int nn_conv1d_direct_f32(int64_t B, int64_t groups, int64_t Cin_g, int64_t Tx, i
                          int64_t Ty, int64_t K, int64_t dil, int64_t pad, const float *x,
                          const float *w, int flip_transpose, const float *bias, float *y) {
   int64_t nblk = (Cout_g + DIRECT_MR - 1) / DIRECT_MR;
-  size_t gsize = (size_t)(nblk * DIRECT_MR * K * Cin_g);
-  float *wp = nn_scratch(NN_SCRATCH_DIRECT, sizeof(float) * gsize * (size_t)groups);
-  if (!wp) { fsvc_set_error("conv1d: out of memory"); return -1; }
-  for (int64_t g = 0; g < groups; g++)
-    pack(w + g * Cout_g * Cin_g * K, wp + g * gsize, Cout_g, Cin_g, K, flip_transpose);
+  /* weight strides of (output row, input channel, tap) and the offset of tap 0 */
+  int64_t rs, cs, ks, k0;
+  if (!flip_transpose) { rs = Cin_g * K; cs = K; ks = 1; k0 = 0; }
+  else { rs = K; cs = Cout_g * K; ks = -1; k0 = K - 1; }
+  int64_t gstride = Cout_g * Cin_g * K; /* weights per group, in either layout */
   /* time tiles sized so that the input panel (Cin x tile) stays in L2 */
   int64_t tile = 65536 / (Cin_g > 0 ? Cin_g : 1);
   tile = tile / DIRECT_NR * DIRECT_NR;
   if (tile < DIRECT_NR) tile = DIRECT_NR;
   if (tile > 4096) tile = 4096;
   int64_t ntile = (Ty + tile - 1) / tile;
-  /* input channels per pass: the 12 x K x chunk weights (16 KB) stay in L1 across the tile */
-  int64_t cchunk = 4096 / (DIRECT_MR * K);
+  /* input channels per pass: the 12 x K x chunk weights (8 KB) and the input rows of one 32-step
+   * tile (~10 KB) stay in L1 */
+  int64_t cchunk = 2048 / (DIRECT_MR * K);
   if (cchunk < 8) cchunk = 8;
   int64_t items = B * groups * ntile * nblk;
   double work = (double)items * tile * DIRECT_MR * Cin_g * K;
@@ -158,18 +146,98 @@ int nn_conv1d_direct_f32(int64_t B, int64_t groups, int64_t Cin_g, int64_t Tx, i
     float *yg = y + ((b * groups + g) * Cout_g + blk * DIRECT_MR) * Ty;
     const float *bg_bias = bias ? bias + g * Cout_g + blk * DIRECT_MR : NULL;
     int64_t rows = Cout_g - blk * DIRECT_MR;
-    const float *wb = wp + g * gsize + blk * DIRECT_MR * K * Cin_g;
+    const float *wb = w + g * gstride + blk * DIRECT_MR * rs + k0;
     int64_t te = (ti + 1) * tile < Ty ? (ti + 1) * tile : Ty;
     for (int64_t c0 = 0; c0 < Cin_g; c0 += cchunk) {
       int64_t cn = Cin_g - c0 < cchunk ? Cin_g - c0 : cchunk;
       for (int64_t t0 = ti * tile; t0 < te; t0 += DIRECT_NR) {
         int64_t n = te - t0 < DIRECT_NR ? te - t0 : DIRECT_NR;
-        tile_12x32(xg + c0 * Tx, cn, Tx, wb + c0 * DIRECT_MR, Cin_g * DIRECT_MR, K, dil, pad, t0,
-                   n, bg_bias, c0 > 0, rows, yg, Ty);
+        tile_12x32(xg + c0 * Tx, cn, Tx, wb + c0 * cs, rs, cs, ks, K, dil, pad, t0, n, bg_bias,
+                   c0 > 0, rows, yg, Ty);
       }
     }
   }
-  nn_scratch_done(NN_SCRATCH_DIRECT, wp);
+  return 0;
+}
+/* ---- weight gradient: gw[co, ci, k] = sum_t gy[co, t] * x[ci, t + k*dil - pad] --------------
+ * A reduction over time, contiguous in both operands: a 4 x 6 tile of (co, ci) pairs keeps 24
+ * zmm partial sums, fed per 16 time steps by 4 + 6 unaligned loads; the partial sums are
+ * reduced horizontally once per time block. */
+#define WG_MR 4
+#define WG_NC 6
+
+__attribute__((target("avx512f"))) static void wgrad_tile(const float *gy, int64_t ldg,
+                                                          int64_t rows, const float *x,
+                                                          int64_t ldx, int64_t cols, int64_t lo,
+                                                          int64_t hi, float *gw, int64_t rs,
+                                                          int64_t cs) {
+  __m512 acc[WG_MR][WG_NC];
+  const float *gr[WG_MR], *xr[WG_NC];
+#pragma GCC unroll 4
+  for (int r = 0; r < WG_MR; r++) gr[r] = gy + (r < rows ? r : rows - 1) * ldg;
+#pragma GCC unroll 6
+  for (int c = 0; c < WG_NC; c++) xr[c] = x + (c < cols ? c : cols - 1) * ldx;
+#pragma GCC unroll 4
+  for (int r = 0; r < WG_MR; r++)
+#pragma GCC unroll 6
+    for (int c = 0; c < WG_NC; c++) acc[r][c] = _mm512_setzero_ps();
+  for (int64_t t = lo; t < hi; t += 16) {
+    __mmask16 m = hi - t >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (hi - t)) - 1u);
+    __m512 g[WG_MR];
+#pragma GCC unroll 4
+    for (int r = 0; r < WG_MR; r++) g[r] = _mm512_maskz_loadu_ps(m, gr[r] + t);
+#pragma GCC unroll 6
+    for (int c = 0; c < WG_NC; c++) {
+      __m512 xv = _mm512_maskz_loadu_ps(m, xr[c] + t);
+#pragma GCC unroll 4
+      for (int r = 0; r < WG_MR; r++) acc[r][c] = _mm512_fmadd_ps(g[r], xv, acc[r][c]);
+    }
+  }
+  /* constant indices only, so that acc stays in registers */
+#pragma GCC unroll 4
+  for (int r = 0; r < WG_MR; r++)
+#pragma GCC unroll 6
+    for (int c = 0; c < WG_NC; c++)
+      if (r < rows && c < cols) gw[r * rs + c * cs] += _mm512_reduce_add_ps(acc[r][c]);
+}
+
+/* gw [groups*Cout_g, Cin_g, K] (written) from x [B, groups*Cin_g, Tx], gy [B, groups*Cout_g, Ty],
+ * stride 1. */
+int nn_conv1d_direct_wgrad_f32(int64_t B, int64_t groups, int64_t Cin_g, int64_t Tx,
+                               int64_t Cout_g, int64_t Ty, int64_t K, int64_t dil, int64_t pad,
+                               const float *x, const float *gy, float *gw) {
+  memset(gw, 0, sizeof(float) * (size_t)(groups * Cout_g * Cin_g * K));
+  int64_t nblk = (Cout_g + WG_MR - 1) / WG_MR;
+  /* time blocks: the x rows of one block (Cin_g x tb) stay in L2 across the co blocks */
+  int64_t tb = 262144 / (Cin_g > 0 ? Cin_g : 1);
+  tb = tb / 16 * 16;
+  if (tb < 64) tb = 64;
+  if (tb > 2048) tb = 2048;
+  int64_t items = groups * nblk;
+  double work = (double)B * groups * Cout_g * Cin_g * K * Ty;
+#pragma omp parallel for schedule(dynamic, 1) if (work > 2e5)
+  for (int64_t it = 0; it < items; it++) {
+    int64_t g = it / nblk, blk = it % nblk, co0 = blk * WG_MR;
+    int64_t rows = Cout_g - co0 < WG_MR ? Cout_g - co0 : WG_MR;
+    float *gwb = gw + (g * Cout_g + co0) * Cin_g * K;
+    for (int64_t b = 0; b < B; b++) {
+      const float *xg = x + (b * groups + g) * Cin_g * Tx;
+      const float *gyb = gy + ((b * groups + g) * Cout_g + co0) * Ty;
+      for (int64_t t0 = 0; t0 < Ty; t0 += tb) {
+        int64_t t1 = t0 + tb < Ty ? t0 + tb : Ty;
+        for (int64_t k = 0; k < K; k++) {
+          int64_t shift = k * dil - pad; /* x index = t + shift must lie in [0, Tx) */
+          int64_t lo = t0 > -shift ? t0 : -shift, hi = t1 < Tx - shift ? t1 : Tx - shift;
+          if (hi <= lo) continue;
+          for (int64_t c0 = 0; c0 < Cin_g; c0 += WG_NC) {
+            int64_t cols = Cin_g - c0 < WG_NC ? Cin_g - c0 : WG_NC;
+            wgrad_tile(gyb, Ty, rows, xg + c0 * Tx + shift, Tx, cols, lo, hi,
+                       gwb + c0 * K + k, Cin_g * K, K);
+          }
+        }
+      }
+    }
+  }
   return 0;
 }
 #else
@@ -177,6 +245,12 @@ int nn_conv1d_direct_available(void) { return 0; }
 int nn_conv1d_direct_f32(int64_t B, int64_t groups, int64_t Cin_g, int64_t Tx, int64_t Cout_g,
                          int64_t Ty, int64_t K, int64_t dil, int64_t pad, const float *x,
                          const float *w, int flip_transpose, const float *bias, float *y) {
+  fsvc_set_error("conv1d: direct kernel not built");
+  return -1;
+}
+int nn_conv1d_direct_wgrad_f32(int64_t B, int64_t groups, int64_t Cin_g, int64_t Tx,
+                               int64_t Cout_g, int64_t Ty, int64_t K, int64_t dil, int64_t pad,
+                               const float *x, const float *gy, float *gw) {
   fsvc_set_error("conv1d: direct kernel not built");
   return -1;
 }
