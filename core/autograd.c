@@ -1,4 +1,5 @@
 /* The autograd engine: nodes, grad mode, and the reverse topological walk of backward(). */
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -181,35 +182,51 @@ fsvc_tensor *fsvc_sum_to_shape(const fsvc_tensor *grad, int ndim, const int64_t 
     tn *= tshape[d];
     if (tshape[d] == 1) tstride[d] = 0;
   }
-  double *acc = calloc((size_t)(tn > 0 ? tn : 1), sizeof *acc);
-  if (!acc) { fsvc_tensor_release(g); fsvc_set_error("sum_to_shape: out of memory"); return NULL; }
   int nd = grad->ndim;
   int64_t inner = nd ? grad->shape[nd - 1] : 1;
   int64_t total = fsvc_numel(g);
   int64_t rows = inner ? total / inner : 0;
-  int64_t idx[FSVC_MAX_DIMS] = {0};
+  /* Rows are split among threads, each summing into its own accumulator (rows of different
+   * threads may land on the same output element); the partial sums are added at the end. */
+  int n_threads = total > (1 << 16) ? omp_get_max_threads() : 1;
+  if (n_threads > 64) n_threads = 64;
+  double *acc = calloc((size_t)(tn > 0 ? tn : 1) * (size_t)n_threads, sizeof *acc);
+  if (!acc) { fsvc_tensor_release(g); fsvc_set_error("sum_to_shape: out of memory"); return NULL; }
+  int reduce_inner = nd && tstride[nd - 1] == 0;
+#pragma omp parallel for num_threads(n_threads) schedule(static) if (n_threads > 1)
   for (int64_t r = 0; r < rows; r++) {
-    int64_t off = 0;
-    for (int d = 0; d < nd - 1; d++) off += idx[d] * tstride[d];
+    double *my = acc + (size_t)omp_get_thread_num() * (size_t)(tn > 0 ? tn : 1);
+    int64_t off = 0, rem = r;
+    for (int d = nd - 2; d >= 0; d--) { /* row index -> output offset */
+      off += (rem % grad->shape[d]) * tstride[d];
+      rem /= grad->shape[d];
+    }
     int64_t base = r * inner;
     if (g->dtype == FSVC_FLOAT32) {
       const float *p = (const float *)fsvc_data(g) + base;
-      if (nd && tstride[nd - 1] == 0) {
+      if (reduce_inner) {
         double s = 0;
         for (int64_t i = 0; i < inner; i++) s += p[i];
-        acc[off] += s;
+        my[off] += s;
       } else {
-        for (int64_t i = 0; i < inner; i++) acc[off + i] += p[i];
+        for (int64_t i = 0; i < inner; i++) my[off + i] += p[i];
+      }
+    } else if (g->dtype == FSVC_FLOAT64) {
+      const double *p = (const double *)fsvc_data(g) + base;
+      if (reduce_inner) {
+        double s = 0;
+        for (int64_t i = 0; i < inner; i++) s += p[i];
+        my[off] += s;
+      } else {
+        for (int64_t i = 0; i < inner; i++) my[off + i] += p[i];
       }
     } else {
       for (int64_t i = 0; i < inner; i++)
-        acc[off + (nd ? i * tstride[nd - 1] : 0)] += fsvc_get_flat(g, base + i);
-    }
-    for (int d = nd - 2; d >= 0; d--) {
-      if (++idx[d] < grad->shape[d]) break;
-      idx[d] = 0;
+        my[off + (nd ? i * tstride[nd - 1] : 0)] += fsvc_get_flat(g, base + i);
     }
   }
+  for (int t = 1; t < n_threads; t++)
+    for (int64_t i = 0; i < tn; i++) acc[i] += acc[(size_t)t * (size_t)tn + (size_t)i];
   fsvc_tensor_release(g);
   fsvc_tensor *out = fsvc_from_buffer(ndim, shape, grad->dtype, acc, FSVC_FLOAT64);
   free(acc);
