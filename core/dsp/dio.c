@@ -177,7 +177,7 @@ static int dio_body(const double *x, int xlen, int fs, const fsvc_f0_options *o,
   for (int i = 0; i < ylen; i++) y[i] -= mean;
   if (fsvc_f0i_fft_init(&plan, fft_size) != 0) goto done;
   for (int i = 0; i < fft_size; i++) yspec[2 * i] = y[i];
-  fsvc_f0i_fft_forward(&plan, yspec);
+  fsvc_f0i_fft_forward_br(&plan, yspec);
 
   /* low-cut: delta minus a normalised Hann of length 2*cutoff+1, zero-phase (circular) */
   {
@@ -190,7 +190,7 @@ static int dio_body(const double *x, int xlen, int fs, const fsvc_f0_options *o,
     memset(z, 0, sizeof(double) * 2 * (size_t)fft_size);
     for (int k = -h; k <= h; k++) z[2 * (size_t)((k + fft_size) % fft_size)] = lc[k + h];
     z[0] += 1.0;
-    fsvc_f0i_fft_forward(&plan, z);
+    fsvc_f0i_fft_forward_br(&plan, z);
     for (int k = 0; k < fft_size; k++) {
       double zr = z[2 * k], zi = z[2 * k + 1], yr = yspec[2 * k], yi = yspec[2 * k + 1];
       yspec[2 * k] = yr * zr - yi * zi;
@@ -220,13 +220,13 @@ static int dio_body(const double *x, int xlen, int fs, const fsvc_f0_options *o,
       fsvc_f0i_nuttall(h * 4, win);
       for (int i = 0; i < h * 4; i++) z[2 * (size_t)i + p] = win[i];
     }
-    fsvc_f0i_fft_forward(&plan, z);
+    fsvc_f0i_fft_forward_br(&plan, z);
     for (int k = 0; k < fft_size; k++) {
       double zr = z[2 * k], zi = z[2 * k + 1], yr = yspec[2 * k], yi = yspec[2 * k + 1];
       z[2 * k] = zr * yr - zi * yi;
       z[2 * k + 1] = zr * yi + zi * yr;
     }
-    fsvc_f0i_fft_inverse(&plan, z);
+    fsvc_f0i_fft_inverse_br(&plan, z);
     for (int p = 0; p < npair; p++) {
       int bias = half[p] * 2; /* delay compensation */
       for (int i = 0; i < ylen; i++) sig[i] = z[2 * (size_t)(i + bias) + p];

@@ -23,7 +23,7 @@ int fsvc_f0i_fft_size_above(int n);
 typedef struct {
   int n;           /* transform size (power of two, >= 1) */
   int *rev;        /* bit-reversal permutation */
-  double *tw;      /* per-stage twiddles, interleaved (cos, sin) */
+  double *tw;      /* per stage of half-size h, at 4(h-1): cos(pi j/h) twice each, then sin */
 } fsvc_f0i_fft;
 
 int fsvc_f0i_fft_init(fsvc_f0i_fft *p, int n); /* 0, or -1 when out of memory */
@@ -32,6 +32,11 @@ void fsvc_f0i_fft_free(fsvc_f0i_fft *p);
  * exp(+i...); neither is normalised. */
 void fsvc_f0i_fft_forward(const fsvc_f0i_fft *p, double *z);
 void fsvc_f0i_fft_inverse(const fsvc_f0i_fft *p, double *z);
+/* The same without the bit-reversal permutation: forward_br leaves the spectrum in
+ * bit-reversed order and inverse_br expects it so. Enough (and much faster) for convolution,
+ * where spectra are only multiplied bin by bin. */
+void fsvc_f0i_fft_forward_br(const fsvc_f0i_fft *p, double *z);
+void fsvc_f0i_fft_inverse_br(const fsvc_f0i_fft *p, double *z);
 
 /* ---- signal helpers --------------------------------------------------------------------------- */
 /* Nuttall window (4-term, continuous first derivative) of length n, periodic over n-1. */

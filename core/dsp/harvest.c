@@ -78,13 +78,13 @@ static int raw_candidates(const double *boundary, int nch, double afs, int ylen,
       for (int i = -h; i <= h; i++)
         z[2 * (size_t)(i + h) + p] = win[i + h] * cos(2.0 * FSVC_F0I_PI * b * i / afs);
     }
-    fsvc_f0i_fft_forward(plan, z);
+    fsvc_f0i_fft_forward_br(plan, z);
     for (int k = 0; k < fft_size; k++) {
       double zr = z[2 * k], zi = z[2 * k + 1], yr = yspec[2 * k], yi = yspec[2 * k + 1];
       z[2 * k] = zr * yr - zi * yi;
       z[2 * k + 1] = zr * yi + zi * yr;
     }
-    fsvc_f0i_fft_inverse(plan, z);
+    fsvc_f0i_fft_inverse_br(plan, z);
     for (int p = 0; p < npair; p++) {
       /* delay compensation: output sample i is taken at i + half + 1 */
       int bias = half[p] + 1;
@@ -448,7 +448,7 @@ static int harvest_body(const double *x, int xlen, int fs, double f0_floor, doub
   for (int i = 0; i < ylen; i++) y[i] -= mean;
   if (fsvc_f0i_fft_init(&plan, fft_size) != 0) goto done;
   for (int i = 0; i < ylen; i++) yspec[2 * i] = y[i];
-  fsvc_f0i_fft_forward(&plan, yspec);
+  fsvc_f0i_fft_forward_br(&plan, yspec);
   for (int i = 0; i < f0_length; i++) {
     times[i] = i / 1000.0;
     f0[i] = 0.0;
