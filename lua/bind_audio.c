@@ -45,6 +45,13 @@ static void check_keys(lua_State *L, int idx, const char *op, const char *const 
   }
 }
 
+/* Raises the C API's message, which already names the function and the file. */
+static int raise_api(lua_State *L, const char *op, const char *path, const char *err) {
+  if (!err[0]) return raisef(L, "%s: %s: failed", op, path);
+  if (strncmp(err, op, strlen(op)) == 0) return raisef(L, "%s", err);
+  return raisef(L, "%s: %s", op, err);
+}
+
 static const char *check_path(lua_State *L, const char *op) {
   if (lua_type(L, 1) != LUA_TSTRING)
     raisef(L, "%s: argument #1 (path) must be a string, got %s", op, luaL_typename(L, 1));
@@ -72,7 +79,7 @@ static int l_load(lua_State *L) {
   int channels = 0, rate = 0;
   char err[512] = "";
   if (fsvc_audio_load(path, &buf, &frames, &channels, &rate, err, sizeof err))
-    return raisef(L, "%s: %s", op, err[0] ? err : path);
+    return raise_api(L, op, path, err);
   if (mono && channels > 1) {
     fsvc_audio_mix_to_mono(buf, frames, channels, buf);
     channels = 1;
@@ -142,7 +149,7 @@ static int l_save(lua_State *L) {
   char err[512] = "";
   int rc = fsvc_audio_save(path, fsvc_data(xf), frames, channels, (int)sr, format, sf, err, sizeof err);
   fsvc_tensor_release(xf);
-  if (rc) return raisef(L, "%s: %s", op, err[0] ? err : path);
+  if (rc) return raise_api(L, op, path, err);
   return 0;
 }
 
@@ -152,7 +159,7 @@ static int l_info(lua_State *L) {
   fsvc_audio_info info;
   char err[512] = "";
   if (fsvc_audio_info_read(path, &info, err, sizeof err))
-    return raisef(L, "%s: %s", op, err[0] ? err : path);
+    return raise_api(L, op, path, err);
   lua_createtable(L, 0, 6);
   lua_pushinteger(L, info.frames);
   lua_setfield(L, -2, "frames");
