@@ -1,5 +1,4 @@
 /* Tensor lifetime, creation, geometry and raw (non-autograd) copies. */
-#include <malloc.h>
 #include <math.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -9,6 +8,7 @@
 #include "fsvc/autograd.h"
 #include "fsvc/error.h"
 #include "fsvc/tensor.h"
+#include "allocator.h"
 #include "half.h"
 
 static _Atomic int64_t bytes_live = 0;
@@ -116,24 +116,10 @@ int fsvc_normalize_dim(int dim, int ndim, const char *op) {
 }
 
 /* ---- storage -------------------------------------------------------------------------------- */
-/* glibc serves blocks over 32 MB with mmap and unmaps them on free, so a training step that
- * allocates and frees a 37 MB activation pays ~100 ms of page faults every time. Keeping such
- * blocks in the heap lets them be reused (measured: a [16, 24, 24000] add goes from ~200 ms to
- * ~5 ms). Set once, before the first tensor. */
-static void tune_allocator(void) {
-  static int done = 0;
-  if (done) return;
-  done = 1;
-  mallopt(M_MMAP_THRESHOLD, 1 << 30);
-  mallopt(M_TRIM_THRESHOLD, 1 << 30);
-}
-
 static fsvc_storage *storage_new(size_t nbytes) {
-  tune_allocator();
   fsvc_storage *s = calloc(1, sizeof *s);
   if (!s) { fsvc_set_error("out of memory allocating a tensor header"); return NULL; }
-  size_t rounded = (nbytes + 63) / 64 * 64;
-  s->data = aligned_alloc(64, rounded ? rounded : 64);
+  s->data = fsvc_cpu_alloc(nbytes);
   if (!s->data) {
     free(s);
     fsvc_set_error("out of memory allocating %zu bytes of tensor data", nbytes);
@@ -153,7 +139,7 @@ static void storage_release(fsvc_storage *s) {
     s->release(s->owner, s->data, s->nbytes);
   } else {
     atomic_fetch_sub(&bytes_live, (int64_t)s->nbytes);
-    free(s->data);
+    fsvc_cpu_free(s->data, s->nbytes);
   }
   free(s);
 }

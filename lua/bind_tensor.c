@@ -710,6 +710,21 @@ static int l_is_freed(lua_State *L) {
   lua_pushboolean(L, !ud->t || !ud->t->storage);
   return 1;
 }
+static int l_memory_cached(lua_State *L) {
+  lua_pushinteger(L, fsvc_memory_cached());
+  return 1;
+}
+static int l_empty_cache(lua_State *L) {
+  (void)L;
+  fsvc_empty_cache();
+  return 0;
+}
+static int l_set_cache_limit(lua_State *L) {
+  int64_t bytes = fsvc_lua_check_int(L, 1, "set_cache_limit", "bytes");
+  if (bytes < 0) return luaL_error(L, "set_cache_limit: bytes must be >= 0");
+  fsvc_set_cache_limit(bytes);
+  return 0;
+}
 static int l_memory_allocated(lua_State *L) {
   lua_pushinteger(L, fsvc_memory_allocated());
   return 1;
@@ -836,6 +851,8 @@ void fsvc_bind_tensor(lua_State *L) {
       {"randn_like", l_randn_like}, {"rand_like", l_rand_like}, {"is_tensor", l_is_tensor},
       {"is_grad_enabled", l_is_grad_enabled}, {"set_grad_enabled", l_set_grad_enabled},
       {"differentiable_ops", l_differentiable_ops}, {"memory_allocated", l_memory_allocated},
+      {"memory_cached", l_memory_cached}, {"empty_cache", l_empty_cache},
+      {"set_cache_limit", l_set_cache_limit},
       {NULL, NULL}};
   static const luaL_Reg methods[] = {
       {"size", l_size},           {"stride", l_stride},         {"dim", l_dim},

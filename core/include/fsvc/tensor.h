@@ -76,6 +76,10 @@ void fsvc_tensor_free_data(fsvc_tensor *t);
  * of bytes ever allocated (the Lua binding uses the latter to pace the garbage collector). */
 int64_t fsvc_memory_allocated(void);
 int64_t fsvc_memory_allocated_total(void);
+/* Large freed blocks are kept for reuse (page faults are expensive); these bound and drop them. */
+int64_t fsvc_memory_cached(void);
+void fsvc_set_cache_limit(int64_t bytes); /* default 2 GiB; 0 disables caching */
+void fsvc_empty_cache(void);
 
 /* ---- creation (no autograd) ----------------------------------------------------------------- */
 fsvc_tensor *fsvc_empty(int ndim, const int64_t *shape, fsvc_dtype dt);
