@@ -458,3 +458,36 @@ describe("training", function()
     assert.is_true(last < 0.3 * first, string.format("loss %.4f -> %.4f", first, last))
   end)
 end)
+
+describe("docs/nn.md examples", function()
+  it("the Block example and the training loop run", function()
+    local Block = nn.Module:extend("Block")
+    function Block:init(c, dilation)
+      self.conv = nn.Conv1d(c, c, 3, { padding = dilation, dilation = dilation })
+      self.scale = nn.Parameter(fsvc.ones({ c, 1 }))
+      self:register_buffer("count", fsvc.zeros({ 1 }))
+      self.slope = 0.1
+    end
+    function Block:forward(x) return x + self.conv(x):leaky_relu(self.slope) * self.scale end
+    local net = nn.Sequential(Block(8, 1), Block(8, 3))
+    local x = fsvc.randn({ 2, 8, 100 })
+    assert.are.same({ 2, 8, 100 }, net(x).shape)
+    assert.are.same({ "0.scale", "0.count", "0.conv.weight", "0.conv.bias", "1.scale", "1.count",
+      "1.conv.weight", "1.conv.bias" }, nn.state_dict_keys(net:state_dict()))
+    local opt = fsvc.optim.AdamW(net:parameters(), { lr = 1e-4, betas = { 0.8, 0.99 } })
+    local sched = fsvc.optim.lr_scheduler.LinearLR(opt, { start_factor = 0.1, total_iters = 1000 })
+    for _ = 1, 2 do
+      opt:zero_grad()
+      local loss = nn.F.mse_loss(net(x), x * 0)
+      loss:backward()
+      fsvc.nn.utils.clip_grad_norm_(net:parameters(), 1.0)
+      opt:step()
+      sched:step()
+    end
+    local conv = nn.utils.weight_norm(nn.Conv1d(1, 64, 15, { padding = 7 }))
+    local conv2 = nn.utils.weight_norm(nn.Conv1d(1, 64, 15), { style = "parametrizations" })
+    local sn = nn.utils.spectral_norm(nn.Conv1d(1, 64, 15))
+    nn.utils.remove_weight_norm(conv); nn.utils.remove_weight_norm(conv2); nn.utils.remove_spectral_norm(sn)
+    assert.are.same({ 1, 64, 10 }, conv(fsvc.randn({ 1, 1, 10 })).shape)
+  end)
+end)
