@@ -13,9 +13,11 @@ for _, doc in ipairs({ "docs/API.md", "docs/nn.md", "docs/dsp.md" }) do
   if f then
     f:close()
     describe("examples of " .. doc, function()
+      -- blocks of one page run in order in one environment, so a later block may use an earlier one's globals
+      local env = setmetatable({}, { __index = _G })
       for i, code in ipairs(blocks_of(doc)) do
         it("block " .. i, function()
-          local chunk = assert(load(code, doc .. " block " .. i, "t", setmetatable({}, { __index = _G })))
+          local chunk = assert(load(code, doc .. " block " .. i, "t", env))
           chunk()
         end)
       end
