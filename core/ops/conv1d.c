@@ -3,12 +3,16 @@
  * Layouts: x [B, Cin, Tx], w [Cout, Cin/groups, K], y [B, Cout, Ty] with
  *   y[b, co, t] = bias[co] + sum_{ci, k} w[co, ci, k] * x[b, g*Cin_g + ci, t*stride + k*dil - pad].
  *
- * Algorithm. The weights are repacked once per call to wp[co][k*Cin_g + ci] so that tap k is the
- * matrix W_k [Cout_g, Cin_g] at column k*Cin_g with leading dimension K*Cin_g. Then:
- *  - stride 1 ("shifted GEMM", no im2col buffer): for each tap k, the output columns whose input
- *    index t + k*dil - pad lies inside [0, Tx) get Y[:, t] += W_k @ X[:, t + shift] -- one GEMM
- *    on a shifted view of x with ldb = Tx. Zero padding is never materialised.
- *  - other strides: an im2col buffer col [K*Cin_g, Ty] and one GEMM Y = Wp @ col.
+ * Algorithms, fastest first:
+ *  - float32, stride 1, on a CPU with AVX-512: the direct kernels of conv1d_direct.c (forward,
+ *    data gradient as a convolution with flipped, transposed weights, and weight gradient). They
+ *    beat OpenBLAS and PyTorch's oneDNN on the FasterSVC shapes (spec/bench/bench_conv1d.lua).
+ *  - stride 1 otherwise ("shifted GEMM", no im2col buffer): the weights are repacked to
+ *    wp[co][k*Cin_g + ci] so that tap k is the matrix W_k [Cout_g, Cin_g] at column k*Cin_g with
+ *    leading dimension K*Cin_g; for each tap, the output columns whose input index
+ *    t + k*dil - pad lies inside [0, Tx) get Y[:, t] += W_k @ X[:, t + shift] -- one GEMM on a
+ *    shifted view of x with ldb = Tx. Zero padding is never materialised.
+ *  - other strides: im2col on time chunks (col [K*Cin_g, n]) and one GEMM per chunk.
  * Backward data is the same with W_k^T (a transposed convolution); backward weight is
  * gW_k += dY @ X_shift^T. conv_transpose1d.c reuses these kernels.
  */
@@ -238,8 +242,10 @@ int nn_conv1d_backward_data_kernel(const nn_conv_geom *g, const void *gy, const 
 int nn_conv1d_backward_weight_kernel(const nn_conv_geom *g, const void *x, const void *gy,
                                      void *gw) {
   int64_t Cin_g = g->Cin / g->groups, Cout_g = g->Cout / g->groups, KC = g->K * Cin_g;
-  /* the direct kernel reduces its partial sums once per time block, which does not pay for the
-   * 50-frame encoder layers: those stay on BLAS */
+  /* long sequences: reduction along time in vectors; short ones: time as the tile's reduction */
+  if (use_direct(g, Cout_g) && Cin_g >= 16 && g->Ty * g->B < 1024)
+    return nn_conv1d_direct_wgrad_short_f32(g->B, g->groups, Cin_g, g->Tx, Cout_g, g->Ty, g->K,
+                                            g->dilation, g->padding, x, gy, gw);
   if (use_direct(g, Cout_g) && Cin_g >= 4 && g->Ty >= 96)
     return nn_conv1d_direct_wgrad_f32(g->B, g->groups, Cin_g, g->Tx, Cout_g, g->Ty, g->K,
                                       g->dilation, g->padding, x, gy, gw);

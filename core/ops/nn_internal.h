@@ -52,6 +52,9 @@ int nn_conv1d_backward_weight_kernel(const nn_conv_geom *g, const void *x, const
 int nn_conv1d_direct_wgrad_f32(int64_t B, int64_t groups, int64_t Cin_g, int64_t Tx,
                                int64_t Cout_g, int64_t Ty, int64_t K, int64_t dil, int64_t pad,
                                const float *x, const float *gy, float *gw);
+int nn_conv1d_direct_wgrad_short_f32(int64_t B, int64_t groups, int64_t Cin_g, int64_t Tx,
+                                     int64_t Cout_g, int64_t Ty, int64_t K, int64_t dil,
+                                     int64_t pad, const float *x, const float *gy, float *gw);
 /* Per-thread scratch buffers kept between calls (conv1d.c); slots must not be shared by two live
  * buffers. nn_scratch_done frees only buffers too large to keep. */
 enum { NN_SCRATCH_WEIGHT = 0, NN_SCRATCH_COL = 1, NN_SCRATCH_DIRECT = 2 };

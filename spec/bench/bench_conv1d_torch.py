@@ -10,10 +10,10 @@ import torch.nn.functional as F
 
 
 def best_time(fn, budget):
-    """Minimum over single calls for `budget` seconds (at least 5): robust on a shared machine."""
+    """Minimum over single calls for `budget` seconds (at least 30): robust on a shared machine."""
     fn()
     best, calls, start = float("inf"), 0, time.perf_counter()
-    while calls < 5 or time.perf_counter() - start < budget:
+    while calls < 30 or time.perf_counter() - start < budget:
         t0 = time.perf_counter()
         fn()
         best = min(best, time.perf_counter() - t0)
