@@ -896,5 +896,6 @@ int luaopen_fsvc_core(lua_State *L) {
   fsvc_bind_audio(L);
   fsvc_bind_dsp(L);
   fsvc_bind_checkpoint(L);
+  fsvc_bind_extra(L);
   return 1;
 }
