@@ -33,9 +33,9 @@
 
 static void candidate_contour(const fsvc_f0i_events *e, double boundary_f0, double f0_floor,
                               double f0_ceil, const double *times, int f0_length,
-                              double *tmp4, double *out, int stride) {
+                              double *tmp4, double *out) {
   if (e->count[0] < 3 || e->count[1] < 3 || e->count[2] < 3 || e->count[3] < 3) {
-    for (int i = 0; i < f0_length; i++) out[(size_t)i * stride] = 0.0;
+    for (int i = 0; i < f0_length; i++) out[i] = 0.0;
     return;
   }
   for (int k = 0; k < 4; k++)
@@ -47,23 +47,53 @@ static void candidate_contour(const fsvc_f0i_events *e, double boundary_f0, doub
   for (int i = 0; i < f0_length; i++) {
     double v = (a[i] + b[i] + c[i] + d[i]) / 4.0;
     if (v > upper || v < lower || v > f0_ceil || v < f0_floor) v = 0.0;
-    out[(size_t)i * stride] = v;
+    out[i] = v;
   }
 }
 
-/* Fills raw[frame * nch + channel]. */
-static int raw_candidates(const double *boundary, int nch, double afs, int ylen,
-                          const double *yspec, int fft_size, const fsvc_f0i_fft *plan,
-                          const double *times, int f0_length, double f0_floor, double f0_ceil,
-                          double *raw) {
+/* Per-frame official candidates, built band by band (in increasing order) without keeping
+ * the bands x frames matrix: in each frame, every run of at least 10 adjacent bands with a
+ * candidate gives one official candidate, their mean. The first and the last band count as
+ * empty. */
+typedef struct {
+  int cap;        /* candidates per frame that fit in list */
+  int *count;     /* [frame] candidates found */
+  int *run_start; /* [frame] first band of the open run, -1 when none */
+  double *run_sum;
+  double *list;   /* [frame * cap + k] */
+} official_t;
+
+static void official_add_band(official_t *o, int band, int nch, const double *v, int f0_length) {
+  for (int i = 0; i < f0_length; i++) {
+    int voiced = band > 0 && band < nch - 1 && v[i] > 0;
+    if (voiced) {
+      if (o->run_start[i] < 0) {
+        o->run_start[i] = band;
+        o->run_sum[i] = 0.0;
+      }
+      o->run_sum[i] += v[i];
+    } else if (o->run_start[i] >= 0) {
+      int st = o->run_start[i];
+      if (band - st >= 10 && o->count[i] < o->cap)
+        o->list[(size_t)i * o->cap + o->count[i]++] = o->run_sum[i] / (band - st);
+      o->run_start[i] = -1;
+    }
+  }
+}
+
+static int band_candidates(const double *boundary, int nch, double afs, int ylen,
+                           const double *yspec, int fft_size, const fsvc_f0i_fft *plan,
+                           const double *times, int f0_length, double f0_floor, double f0_ceil,
+                           official_t *off) {
   int rc = -1;
   double *z = (double *)malloc(sizeof(double) * 2 * (size_t)fft_size);
   double *sig = (double *)malloc(sizeof(double) * (size_t)ylen);
   double *win = (double *)malloc(sizeof(double) * (size_t)fft_size);
   double *tmp4 = (double *)malloc(sizeof(double) * 4 * (size_t)f0_length);
+  double *v = (double *)malloc(sizeof(double) * (size_t)f0_length);
   fsvc_f0i_events ev;
   int ev_ok = fsvc_f0i_events_alloc(&ev, ylen) == 0;
-  if (!z || !sig || !win || !tmp4 || !ev_ok) goto done;
+  if (!z || !sig || !win || !tmp4 || !v || !ev_ok) goto done;
 
   for (int c = 0; c < nch; c += 2) {
     /* Two real filters at once: channel c in the real part, c+1 in the imaginary part. */
@@ -90,8 +120,8 @@ static int raw_candidates(const double *boundary, int nch, double afs, int ylen,
       int bias = half[p] + 1;
       for (int i = 0; i < ylen; i++) sig[i] = z[2 * (size_t)(i + bias) + p];
       fsvc_f0i_four_events(sig, ylen, afs, &ev);
-      candidate_contour(&ev, boundary[c + p], f0_floor, f0_ceil, times, f0_length, tmp4,
-                        raw + c + p, nch);
+      candidate_contour(&ev, boundary[c + p], f0_floor, f0_ceil, times, f0_length, tmp4, v);
+      official_add_band(off, c + p, nch, v, f0_length);
     }
   }
   rc = 0;
@@ -100,34 +130,9 @@ done:
   free(sig);
   free(win);
   free(tmp4);
+  free(v);
   if (ev_ok) fsvc_f0i_events_free(&ev);
   return rc;
-}
-
-/* ---- step 3: official candidates ------------------------------------------------------------- */
-
-/* Runs of voiced bands in one frame; returns the number of runs >= 10 bands and, if out is not
- * NULL, their mean F0s. */
-static int frame_candidates(const double *raw, int nch, int *vuv, double *out) {
-  for (int j = 0; j < nch; j++) vuv[j] = raw[j] > 0 ? 1 : 0;
-  vuv[0] = vuv[nch - 1] = 0;
-  int n = 0, st = 0;
-  for (int i = 1; i < nch; i++) {
-    int d = vuv[i] - vuv[i - 1];
-    if (d == 1) st = i;
-    if (d == -1) {
-      int ed = i;
-      if (ed - st >= 10) {
-        if (out) {
-          double s = 0.0;
-          for (int j = st; j < ed; j++) s += raw[j];
-          out[n] = s / (ed - st);
-        }
-        n++;
-      }
-    }
-  }
-  return n;
 }
 
 /* ---- step 5 helpers ------------------------------------------------------------------------------ */
@@ -402,9 +407,10 @@ static int harvest_body(const double *x, int xlen, int fs, double f0_floor, doub
   const int ylen = (int)ceil((double)xlen / dr);
   const double afs = (double)fs / dr;
 
-  double *boundary = NULL, *y = NULL, *yspec = NULL, *times = NULL, *raw = NULL;
+  double *boundary = NULL, *y = NULL, *yspec = NULL, *times = NULL;
+  official_t off = {0, NULL, NULL, NULL, NULL};
   double *cand = NULL, *score = NULL, *tmp_cand = NULL, *c1 = NULL, *c2 = NULL;
-  int *vuv = NULL, *blist = NULL;
+  int *blist = NULL;
   fsvc_f0i_fft plan = {0, NULL, NULL};
   fsvc_f0i_ifa ifa;
   fsvc_f0i_ifa_init(&ifa);
@@ -454,21 +460,24 @@ static int harvest_body(const double *x, int xlen, int fs, double f0_floor, doub
     f0[i] = 0.0;
   }
 
-  /* 2. raw candidates per band */
-  raw = (double *)malloc(sizeof(double) * (size_t)nch * (size_t)f0_length);
-  vuv = (int *)malloc(sizeof(int) * (size_t)nch);
-  if (!raw || !vuv) goto done;
-  if (raw_candidates(boundary, nch, afs, ylen, yspec, fft_size, &plan, times, f0_length,
-                     f0_floor, f0_ceil, raw) != 0)
+  /* 2-3. band candidates folded into per-frame official candidates */
+  off.cap = (nch + 10) / 11 + 1;
+  off.count = (int *)calloc((size_t)f0_length, sizeof(int));
+  off.run_start = (int *)malloc(sizeof(int) * (size_t)f0_length);
+  off.run_sum = (double *)malloc(sizeof(double) * (size_t)f0_length);
+  off.list = (double *)malloc(sizeof(double) * (size_t)f0_length * (size_t)off.cap);
+  if (!off.count || !off.run_start || !off.run_sum || !off.list) goto done;
+  for (int i = 0; i < f0_length; i++) off.run_start[i] = -1;
+  if (band_candidates(boundary, nch, afs, ylen, yspec, fft_size, &plan, times, f0_length,
+                      f0_floor, f0_ceil, &off) != 0)
     goto done;
   fsvc_f0i_fft_free(&plan);
   free(yspec);
   yspec = NULL;
 
-  /* 3. official candidates, then the neighbours' ones (previous 1..3, next 1..3 frames) */
+  /* official candidates, then the neighbours' ones (previous 1..3, next 1..3 frames) */
   int nc0 = 0;
-  for (int i = 0; i < f0_length; i++)
-    nc0 = fsvc_f0i_imax(nc0, frame_candidates(raw + (size_t)i * nch, nch, vuv, NULL));
+  for (int i = 0; i < f0_length; i++) nc0 = fsvc_f0i_imax(nc0, off.count[i]);
   const int nc = nc0 * HV_OVERLAP;
   if (nc > 0) {
     cand = (double *)calloc((size_t)f0_length * nc, sizeof(double));
@@ -476,7 +485,8 @@ static int harvest_body(const double *x, int xlen, int fs, double f0_floor, doub
     tmp_cand = (double *)malloc(sizeof(double) * (size_t)f0_length * nc);
     if (!cand || !score || !tmp_cand) goto done;
     for (int i = 0; i < f0_length; i++)
-      frame_candidates(raw + (size_t)i * nch, nch, vuv, cand + (size_t)i * nc);
+      for (int k = 0; k < off.count[i]; k++)
+        cand[(size_t)i * nc + k] = off.list[(size_t)i * off.cap + k];
     for (int s = 1; s <= 3; s++)
       for (int j = 0; j < nc0; j++) {
         for (int k = s; k < f0_length; k++)
@@ -485,8 +495,8 @@ static int harvest_body(const double *x, int xlen, int fs, double f0_floor, doub
           cand[(size_t)k * nc + j + nc0 * (s + 3)] = cand[(size_t)(k + s) * nc + j];
       }
   }
-  free(raw);
-  raw = NULL;
+  free(off.list);
+  off.list = NULL;
 
   /* 4. refinement and scoring */
   for (int i = 0; i < f0_length; i++) {
@@ -554,13 +564,15 @@ done:
   free(y);
   free(yspec);
   free(times);
-  free(raw);
+  free(off.count);
+  free(off.run_start);
+  free(off.run_sum);
+  free(off.list);
   free(cand);
   free(score);
   free(tmp_cand);
   free(c1);
   free(c2);
-  free(vuv);
   free(blist);
   return rc;
 }
