@@ -214,12 +214,9 @@ fsvc_tensor *fsvc_stream_stft_process(fsvc_stream_stft *s, const fsvc_tensor *ch
     fsvc_set_error("StreamSTFT:process: chunk has a NaN or Inf sample");
     return NULL;
   }
-  double *raw = malloc(sizeof(double) * (size_t)(B * (L > 0 ? L : 1)));
-  if (!raw) {
-    fsvc_set_error("StreamSTFT:process: out of memory");
-    return NULL;
-  }
-  for (int64_t i = 0; i < B * L; i++) raw[i] = fsvc_get_flat(chunk, i);
+  fsvc_tensor *cd = fsvc_to_dtype_raw(chunk, FSVC_FLOAT64); /* contiguous [B, L] copy */
+  if (!cd) return NULL;
+  const double *raw = fsvc_data(cd);
   /* keep the last pad+1 raw samples for the right reflect padding */
   const int64_t tcap = s->pad + 1;
   const int64_t take = L < tcap ? L : tcap;
@@ -227,12 +224,12 @@ fsvc_tensor *fsvc_stream_stft_process(fsvc_stream_stft *s, const fsvc_tensor *ch
   for (int64_t b = 0; b < B; b++) {
     double *t = s->tail + b * tcap;
     memmove(t, t + (s->tail_len - keep), sizeof(double) * (size_t)keep);
-    memcpy(t + keep, raw + b * L + (L - take), sizeof(double) * (size_t)take);
+    if (take > 0) memcpy(t + keep, raw + b * L + (L - take), sizeof(double) * (size_t)take);
   }
   s->tail_len = keep + take;
   s->raw_len += L;
-  int rc = append(s, raw, L, L);
-  free(raw);
+  int rc = L > 0 ? append(s, raw, L, L) : 0;
+  fsvc_tensor_release(cd);
   if (rc) return NULL;
   if (!s->started && s->raw_len >= s->pad + 1 && start(s)) return NULL;
   return emit(s);
