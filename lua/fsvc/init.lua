@@ -9,11 +9,12 @@ fsvc.version = rawget(_G, "fsvc_host_version") or "0.1.0"
 -- Operators on tensors. Either side may be a number (fsvc.add(2, x) works); == keeps identity
 -- (use x:eq(y) or fsvc.equal for values), as Lua requires __eq to return a boolean.
 local Tensor_mt = getmetatable(core.zeros(1))
-Tensor_mt.__add = function(a, b) return fsvc.add(a, b) end
-Tensor_mt.__sub = function(a, b) return fsvc.sub(a, b) end
-Tensor_mt.__mul = function(a, b) return fsvc.mul(a, b) end
-Tensor_mt.__div = function(a, b) return fsvc.div(a, b) end
-Tensor_mt.__pow = function(a, b) return fsvc.pow(a, b) end
+-- The C functions themselves, so that an error names the op without a Lua frame in between.
+Tensor_mt.__add = core.add
+Tensor_mt.__sub = core.sub
+Tensor_mt.__mul = core.mul
+Tensor_mt.__div = core.div
+Tensor_mt.__pow = core.pow
 Tensor_mt.__unm = function(a) return fsvc.neg(a) end
 Tensor_mt.__concat = function(a, b) return tostring(a) .. tostring(b) end
 fsvc.Tensor_mt = Tensor_mt
