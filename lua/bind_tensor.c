@@ -897,5 +897,6 @@ int luaopen_fsvc_core(lua_State *L) {
   fsvc_bind_dsp(L);
   fsvc_bind_checkpoint(L);
   fsvc_bind_extra(L);
+  fsvc_bind_cuda(L);
   return 1;
 }
