@@ -187,13 +187,25 @@ static void fix_step2(const double *in, int n, int min_len, int *blist, double *
   }
 }
 
+/* One voiced run's own F0 track during step 3. Extension moves a run's ends by at most 101
+ * frames, so each track only stores the frames [lo, hi] it can touch; it is 0 elsewhere
+ * (a full-length track per run would cost O(runs x frames) memory). */
+typedef struct {
+  int lo, hi;
+  double *v;
+} run_track;
+
+static double rt_get(const run_track *r, int i) {
+  return i >= r->lo && i <= r->hi ? r->v[i - r->lo] : 0.0;
+}
+
 /* Extends a voiced run from origin towards last_point (direction shift) through candidates
  * within `allowed` of the previous value; stops after 4 misses. Returns the new boundary (the
  * last frame that received a value). */
 static int extend_f0(int origin, int last_point, int shift, const double *cand, int nc,
-                     double allowed, double *f0) {
+                     double allowed, run_track *f0) {
   const int threshold = 4;
-  double tmp = f0[origin];
+  double tmp = rt_get(f0, origin);
   int shifted = origin;
   int distance = abs(last_point - origin);
   int count = 0;
@@ -201,7 +213,7 @@ static int extend_f0(int origin, int last_point, int shift, const double *cand, 
   for (int i = 0; i <= distance; i++) {
     int idx = origin + shift * i;
     double v = select_best(tmp, cand + (size_t)(idx + shift) * nc, nc, allowed, &dummy);
-    f0[idx + shift] = v;
+    f0->v[idx + shift - f0->lo] = v; /* within [lo, hi] by construction */
     if (v == 0.0) {
       count++;
     } else {
@@ -221,18 +233,18 @@ static double search_score(double f0, const double *cand, const double *score, i
   return s;
 }
 
-static int merge_sub(double *merged, int st1, int ed1, const double *f0_2, int st2, int ed2,
+static int merge_sub(double *merged, int st1, int ed1, const run_track *f0_2, int st2, int ed2,
                      const double *cand, const double *score, int nc) {
   if (st1 <= st2 && ed1 >= ed2) return ed1;
   double s1 = 0.0, s2 = 0.0;
   for (int i = st2; i <= ed1; i++) {
     s1 += search_score(merged[i], cand + (size_t)i * nc, score + (size_t)i * nc, nc);
-    s2 += search_score(f0_2[i], cand + (size_t)i * nc, score + (size_t)i * nc, nc);
+    s2 += search_score(rt_get(f0_2, i), cand + (size_t)i * nc, score + (size_t)i * nc, nc);
   }
   if (s1 > s2)
-    for (int i = ed1; i <= ed2; i++) merged[i] = f0_2[i];
+    for (int i = ed1; i <= ed2; i++) merged[i] = rt_get(f0_2, i);
   else
-    for (int i = st2; i <= ed2; i++) merged[i] = f0_2[i];
+    for (int i = st2; i <= ed2; i++) merged[i] = rt_get(f0_2, i);
   return ed2;
 }
 
@@ -243,32 +255,35 @@ static int fix_step3(const double *in, int n, const double *cand, const double *
   int nb = boundary_list(in, n, blist);
   int ns = nb / 2;
   if (ns == 0) return 0;
-  double **mc = (double **)calloc((size_t)ns, sizeof(double *));
+  run_track *mc = (run_track *)calloc((size_t)ns, sizeof(run_track));
   int *order = (int *)malloc(sizeof(int) * (size_t)ns);
   int rc = -1;
   if (!mc || !order) goto done;
   for (int i = 0; i < ns; i++) {
-    mc[i] = (double *)calloc((size_t)n, sizeof(double));
-    if (!mc[i]) goto done;
-    for (int j = blist[2 * i]; j <= blist[2 * i + 1]; j++) mc[i][j] = in[j];
+    run_track *r = &mc[i];
+    r->lo = fsvc_f0i_imax(0, blist[2 * i] - 101);
+    r->hi = fsvc_f0i_imin(n - 1, blist[2 * i + 1] + 101);
+    r->v = (double *)calloc((size_t)(r->hi - r->lo + 1), sizeof(double));
+    if (!r->v) goto done;
+    for (int j = blist[2 * i]; j <= blist[2 * i + 1]; j++) r->v[j - r->lo] = in[j];
   }
   /* extension forward from each end, then backward from each start (at most 100 frames) */
   for (int i = 0; i < ns; i++) {
     blist[2 * i + 1] = extend_f0(blist[2 * i + 1],
                                  fsvc_f0i_imin(n - 2, blist[2 * i + 1] + 100), 1, cand, nc,
-                                 allowed, mc[i]);
+                                 allowed, &mc[i]);
     blist[2 * i] = extend_f0(blist[2 * i], fsvc_f0i_imax(1, blist[2 * i] - 100), -1, cand, nc,
-                             allowed, mc[i]);
+                             allowed, &mc[i]);
   }
   /* keep runs longer than 2.2 periods (the running mean is deliberately not reset) */
   int count = 0;
   double mean_f0 = 0.0;
   for (int i = 0; i < ns; i++) {
     int st = blist[2 * i], ed = blist[2 * i + 1];
-    for (int j = st; j < ed; j++) mean_f0 += mc[i][j];
+    for (int j = st; j < ed; j++) mean_f0 += rt_get(&mc[i], j);
     mean_f0 /= ed - st;
     if (2200.0 / mean_f0 < ed - st) {
-      double *tp = mc[count];
+      run_track tp = mc[count];
       mc[count] = mc[i];
       mc[i] = tp;
       int t0 = blist[2 * count], t1 = blist[2 * count + 1];
@@ -291,15 +306,16 @@ static int fix_step3(const double *in, int n, const double *cand, const double *
           break;
         }
       }
-    for (int i = 0; i < n; i++) out[i] = mc[0][i];
+    for (int i = 0; i < n; i++) out[i] = 0.0;
+    for (int i = mc[0].lo; i <= mc[0].hi; i++) out[i] = mc[0].v[i - mc[0].lo];
     for (int i = 1; i < count; i++) {
       int oi = order[i];
       if (blist[2 * oi] - blist[1] > 0) {
-        for (int j = blist[2 * oi]; j <= blist[2 * oi + 1]; j++) out[j] = mc[oi][j];
+        for (int j = blist[2 * oi]; j <= blist[2 * oi + 1]; j++) out[j] = rt_get(&mc[oi], j);
         blist[0] = blist[2 * oi];
         blist[1] = blist[2 * oi + 1];
       } else {
-        blist[1] = merge_sub(out, blist[0], blist[1], mc[oi], blist[2 * oi], blist[2 * oi + 1],
+        blist[1] = merge_sub(out, blist[0], blist[1], &mc[oi], blist[2 * oi], blist[2 * oi + 1],
                              cand, score, nc);
       }
     }
@@ -307,7 +323,7 @@ static int fix_step3(const double *in, int n, const double *cand, const double *
   rc = 0;
 done:
   if (mc)
-    for (int i = 0; i < ns; i++) free(mc[i]);
+    for (int i = 0; i < ns; i++) free(mc[i].v);
   free(mc);
   free(order);
   return rc;
@@ -329,23 +345,33 @@ static void fix_step4(const double *in, int n, int threshold, int *blist, double
   }
 }
 
-/* Zero-phase 2nd-order Butterworth (cutoff 0.06 of Nyquist) over a whole padded track whose
- * samples outside [st, ed] are held at the end values. x is modified. */
+/* Zero-phase 2nd-order Butterworth (cutoff 0.06 of Nyquist) of one voiced run [st, ed] of a
+ * track of n frames, the samples outside the run held at its end values; the filtered run is
+ * written back into x[st..ed]. Filtering the whole track from zero state costs O(n) per run
+ * (quadratic in the track length overall), so only a margin of HV_SMOOTH_MARGIN frames around
+ * the run is processed: the filter's poles have radius 0.875, so after the margin the start-up
+ * transient has decayed far below double precision (0.875^1000 ~ 1e-58) and the result is the
+ * same as with the full track. */
+#define HV_SMOOTH_MARGIN 1000
 static void filter_f0(const double a[2], const double b[2], double *x, int n, int st, int ed,
                       double *tmp) {
-  for (int i = 0; i < st; i++) x[i] = x[st];
-  for (int i = ed + 1; i < n; i++) x[i] = x[ed];
+  const int lo = fsvc_f0i_imax(0, st - HV_SMOOTH_MARGIN);
+  const int hi = fsvc_f0i_imin(n - 1, ed + HV_SMOOTH_MARGIN);
+  const int m = hi - lo + 1;
+  double *xs = x + lo;
+  for (int i = lo; i < st; i++) x[i] = x[st];
+  for (int i = ed + 1; i <= hi; i++) x[i] = x[ed];
   double w0 = 0.0, w1 = 0.0;
-  for (int i = 0; i < n; i++) {
-    double wt = x[i] + a[0] * w0 + a[1] * w1;
-    tmp[n - i - 1] = b[0] * wt + b[1] * w0 + b[0] * w1;
+  for (int i = 0; i < m; i++) {
+    double wt = xs[i] + a[0] * w0 + a[1] * w1;
+    tmp[m - i - 1] = b[0] * wt + b[1] * w0 + b[0] * w1;
     w1 = w0;
     w0 = wt;
   }
   w0 = w1 = 0.0;
-  for (int i = 0; i < n; i++) {
+  for (int i = 0; i < m; i++) {
     double wt = tmp[i] + a[0] * w0 + a[1] * w1;
-    x[n - i - 1] = b[0] * wt + b[1] * w0 + b[0] * w1;
+    xs[m - i - 1] = b[0] * wt + b[1] * w0 + b[0] * w1;
     w1 = w0;
     w0 = wt;
   }
@@ -384,7 +410,6 @@ static int smooth_f0(const double *f0, int n, double *out) {
   int nb = boundary_list(padded, m, blist);
   for (int i = 0; i < nb / 2; i++) {
     int st = blist[2 * i], ed = blist[2 * i + 1];
-    memset(x, 0, sizeof(double) * (size_t)m);
     for (int j = st; j <= ed; j++) x[j] = padded[j];
     filter_f0(a, b, x, m, st, ed, tmp);
     for (int j = st; j <= ed; j++) out[j - lag] = x[j];
