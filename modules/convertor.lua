@@ -38,7 +38,8 @@ function Convertor:convert_impl(wave, target, opts)
     if target then
       if target.ndim == 2 then target = target:unsqueeze(0) end
       if target.shape[1] ~= z.shape[1] then target = target:expand(z.shape[1], target.shape[2], target.shape[3]) end
-      z = knn.match_features(z, target, { k = opts.k or 4, alpha = opts.alpha or 0,
+      -- a short target has fewer than k frames: use them all
+      z = knn.match_features(z, target, { k = math.min(opts.k or 4, target.shape[3]), alpha = opts.alpha or 0,
         metric = opts.metric or "cos" })
     end
     local e = fsvc.dsp.energy(wave, frame)
