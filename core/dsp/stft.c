@@ -191,14 +191,21 @@ static void plans_free(dsp_rfft **p, int count) {
 
 /* ---- stft ----------------------------------------------------------------------------------- */
 /* x: contiguous [B, L]; out: contiguous [B, F, T, 2] */
+/* Frames are processed in blocks of TBLK consecutive frames so that the transposed stores into
+ * [B, F, T, 2] write TBLK contiguous values per bin instead of one value per cache line. */
+#define TBLK 16
+
 static int stft_kernel(const stft_geom *g, const fsvc_tensor *x, fsvc_tensor *out) {
   const int64_t n = g->n_fft, nb = n / 2 + 1, B = g->B, T = g->T, F = g->F;
+  const int64_t nblk = (T + TBLK - 1) / TBLK;
   const fsvc_dtype dt = x->dtype;
   const void *xd = fsvc_data(x);
   void *od = fsvc_data(out);
   int nthreads = (B * T >= PAR_FRAMES) ? omp_get_max_threads() : 1;
+  if (nthreads > B * nblk) nthreads = (int)(B * nblk);
   dsp_rfft **plans = plans_new(n, dt == FSVC_FLOAT32, nthreads);
-  double *bufs = malloc(sizeof(double) * (size_t)nthreads * (size_t)(n + 2 * nb));
+  const size_t per = (size_t)n + (size_t)TBLK * 2 * (size_t)nb;
+  double *bufs = malloc(sizeof(double) * (size_t)nthreads * per);
   if (!plans || !bufs) {
     plans_free(plans, nthreads);
     free(bufs);
@@ -206,28 +213,46 @@ static int stft_kernel(const stft_geom *g, const fsvc_tensor *x, fsvc_tensor *ou
     return -1;
   }
 #pragma omp parallel for num_threads(nthreads) schedule(static) if (nthreads > 1)
-  for (int64_t bt = 0; bt < B * T; bt++) {
+  for (int64_t bk = 0; bk < B * nblk; bk++) {
     int tid = omp_get_thread_num();
-    double *frame = bufs + (size_t)tid * (size_t)(n + 2 * nb), *spec = frame + n;
-    int64_t b = bt / T, t = bt % T;
+    double *frame = bufs + (size_t)tid * per, *specs = frame + n; /* specs [TBLK][2 nb] */
+    const int64_t b = bk / nblk, t0 = (bk % nblk) * TBLK;
+    const int64_t nt = T - t0 < TBLK ? T - t0 : TBLK;
     const int64_t xoff = b * g->L;
-    for (int64_t k = 0; k < n; k++) {
-      int64_t s = pad_src(g, t * g->hop + k);
-      frame[k] = s < 0 ? 0.0 : g->window[k] * load(xd, dt, xoff + s);
-    }
-    dsp_rfft_forward(plans[tid], frame, spec);
-    const int64_t obase = b * F * T * 2 + t * 2;
-    for (int64_t f = 0; f < F; f++) {
-      double re, im;
-      if (f < nb) {
-        re = spec[2 * f];
-        im = spec[2 * f + 1];
-      } else { /* two-sided: X_f = conj(X_{n-f}) for a real signal */
-        re = spec[2 * (n - f)];
-        im = -spec[2 * (n - f) + 1];
+    for (int64_t j = 0; j < nt; j++) {
+      const int64_t start = (t0 + j) * g->hop;
+      if (start >= g->pad && start + n <= g->pad + g->L) { /* interior frame: no padding */
+        const int64_t s0 = xoff + start - g->pad;
+        if (dt == FSVC_FLOAT32)
+          for (int64_t k = 0; k < n; k++) frame[k] = g->window[k] * ((const float *)xd)[s0 + k];
+        else
+          for (int64_t k = 0; k < n; k++) frame[k] = g->window[k] * ((const double *)xd)[s0 + k];
+      } else {
+        for (int64_t k = 0; k < n; k++) {
+          int64_t s = pad_src(g, start + k);
+          frame[k] = s < 0 ? 0.0 : g->window[k] * load(xd, dt, xoff + s);
+        }
       }
-      store(od, dt, obase + f * T * 2, re);
-      store(od, dt, obase + f * T * 2 + 1, im);
+      dsp_rfft_forward(plans[tid], frame, specs + j * 2 * nb);
+    }
+    for (int64_t f = 0; f < F; f++) {
+      /* two-sided bins: X_f = conj(X_{n-f}) for a real signal */
+      const int64_t src = f < nb ? f : n - f;
+      const double sign = f < nb ? 1.0 : -1.0;
+      const int64_t obase = ((b * F + f) * T + t0) * 2;
+      if (dt == FSVC_FLOAT32) {
+        float *o = (float *)od + obase;
+        for (int64_t j = 0; j < nt; j++) {
+          o[2 * j] = (float)specs[j * 2 * nb + 2 * src];
+          o[2 * j + 1] = (float)(sign * specs[j * 2 * nb + 2 * src + 1]);
+        }
+      } else {
+        double *o = (double *)od + obase;
+        for (int64_t j = 0; j < nt; j++) {
+          o[2 * j] = specs[j * 2 * nb + 2 * src];
+          o[2 * j + 1] = sign * specs[j * 2 * nb + 2 * src + 1];
+        }
+      }
     }
   }
   plans_free(plans, nthreads);
@@ -241,9 +266,12 @@ static int stft_adjoint(const stft_geom *g, const fsvc_tensor *grad, fsvc_tensor
   const fsvc_dtype dt = grad->dtype;
   const void *gd = fsvc_data(grad);
   void *xd = fsvc_data(gx);
+  const int64_t nblk = (T + TBLK - 1) / TBLK;
   int nthreads = (B * T >= PAR_FRAMES) ? omp_get_max_threads() : 1;
+  if (nthreads > B * nblk) nthreads = (int)(B * nblk);
   dsp_rfft **plans = plans_new(n, dt == FSVC_FLOAT32, nthreads);
-  double *bufs = malloc(sizeof(double) * (size_t)nthreads * (size_t)(2 * nb));
+  const size_t per = (size_t)TBLK * 2 * (size_t)nb;
+  double *bufs = malloc(sizeof(double) * (size_t)nthreads * per);
   double *frames = malloc(sizeof(double) * (size_t)(B * T) * (size_t)n);
   if (!plans || !bufs || !frames) {
     plans_free(plans, nthreads);
@@ -254,29 +282,34 @@ static int stft_adjoint(const stft_geom *g, const fsvc_tensor *grad, fsvc_tensor
   }
   /* d loss / d frame[k] = Re(sum_f G_f e^{+2 pi i f k / n}) over the output bins. Two-sided bins
    * f > n/2 fold onto n - f as conj(G_f). The half-spectrum sum is an inverse real FFT of H with
-   * H_f = G_f / 2 for 0 < f < n/2 (the Hermitian extension counts those twice). */
+   * H_f = G_f / 2 for 0 < f < n/2 (the Hermitian extension counts those twice). Blocks of TBLK
+   * frames read the [B, F, T, 2] gradient TBLK values at a time. */
 #pragma omp parallel for num_threads(nthreads) schedule(static) if (nthreads > 1)
-  for (int64_t bt = 0; bt < B * T; bt++) {
-    int tid = omp_get_thread_num();
-    double *h = bufs + (size_t)tid * (size_t)(2 * nb);
-    int64_t b = bt / T, t = bt % T;
-    const int64_t gbase = b * F * T * 2 + t * 2;
-    for (int64_t f = 0; f < nb; f++) {
-      h[2 * f] = load(gd, dt, gbase + f * T * 2);
-      h[2 * f + 1] = load(gd, dt, gbase + f * T * 2 + 1);
+  for (int64_t bk = 0; bk < B * nblk; bk++) {
+    double *hs = bufs + (size_t)omp_get_thread_num() * per; /* [TBLK][2 nb] */
+    const int64_t b = bk / nblk, t0 = (bk % nblk) * TBLK;
+    const int64_t nt = T - t0 < TBLK ? T - t0 : TBLK;
+    memset(hs, 0, sizeof(double) * per);
+    for (int64_t f = 0; f < F; f++) {
+      const int64_t dst = f < nb ? f : n - f;
+      const double sign = f < nb ? 1.0 : -1.0;
+      const int64_t gbase = ((b * F + f) * T + t0) * 2;
+      for (int64_t j = 0; j < nt; j++) {
+        hs[j * 2 * nb + 2 * dst] += load(gd, dt, gbase + 2 * j);
+        hs[j * 2 * nb + 2 * dst + 1] += sign * load(gd, dt, gbase + 2 * j + 1);
+      }
     }
-    for (int64_t f = nb; f < F; f++) {
-      h[2 * (n - f)] += load(gd, dt, gbase + f * T * 2);
-      h[2 * (n - f) + 1] -= load(gd, dt, gbase + f * T * 2 + 1);
+    for (int64_t j = 0; j < nt; j++) {
+      double *h = hs + j * 2 * nb;
+      for (int64_t f = 1; f < nb; f++) {
+        if (n % 2 == 0 && f == n / 2) break;
+        h[2 * f] *= 0.5;
+        h[2 * f + 1] *= 0.5;
+      }
+      double *fr = frames + (size_t)(b * T + t0 + j) * (size_t)n;
+      dsp_rfft_inverse(plans[omp_get_thread_num()], h, fr);
+      for (int64_t k = 0; k < n; k++) fr[k] *= g->window[k];
     }
-    for (int64_t f = 1; f < nb; f++) {
-      if (n % 2 == 0 && f == n / 2) break;
-      h[2 * f] *= 0.5;
-      h[2 * f + 1] *= 0.5;
-    }
-    double *fr = frames + (size_t)bt * (size_t)n;
-    dsp_rfft_inverse(plans[tid], h, fr);
-    for (int64_t k = 0; k < n; k++) fr[k] *= g->window[k];
   }
   /* overlap-add into the padded signal and fold the padding back (each row independently) */
   int bthreads = B > 1 ? nthreads : 1;
@@ -688,10 +721,21 @@ fsvc_tensor *fsvc_magnitude(const fsvc_tensor *spec, double power) {
   const void *sd = fsvc_data(sc);
   void *od = fsvc_data(out);
   const int64_t n = fsvc_numel(out);
+  if (dt == FSVC_FLOAT32 && (power == 1.0 || power == 2.0)) { /* the losses' fast path */
+    const float *sf = sd;
+    float *of = od;
+    const int sq = power == 1.0;
 #pragma omp parallel for if (n > 65536)
-  for (int64_t i = 0; i < n; i++) {
-    double re = load(sd, dt, 2 * i), im = load(sd, dt, 2 * i + 1), r2 = re * re + im * im;
-    store(od, dt, i, power == 2.0 ? r2 : power == 1.0 ? sqrt(r2) : pow(r2, 0.5 * power));
+    for (int64_t i = 0; i < n; i++) {
+      float r2 = sf[2 * i] * sf[2 * i] + sf[2 * i + 1] * sf[2 * i + 1];
+      of[i] = sq ? sqrtf(r2) : r2;
+    }
+  } else {
+#pragma omp parallel for if (n > 65536)
+    for (int64_t i = 0; i < n; i++) {
+      double re = load(sd, dt, 2 * i), im = load(sd, dt, 2 * i + 1), r2 = re * re + im * im;
+      store(od, dt, i, power == 2.0 ? r2 : power == 1.0 ? sqrt(r2) : pow(r2, 0.5 * power));
+    }
   }
   fsvc_node *node = fsvc_node_new("magnitude", 1, (fsvc_tensor *const[]){(fsvc_tensor *)spec},
                                   magnitude_backward);
