@@ -223,6 +223,8 @@ describe("dsp: streaming equals whole-signal", function()
     { n_fft = 16, hop_length = 5, center = true },
     { n_fft = 15, hop_length = 4, center = true, pad_mode = "constant" },
     { n_fft = 12, hop_length = 12, center = true, pad_mode = "replicate" },
+    { n_fft = 8, hop_length = 11 },                 -- hop > n_fft: samples between frames skipped
+    { n_fft = 8, hop_length = 13, center = true },
   } do
     it(string.format("StreamSTFT n_fft %d hop %d center %s", cfg.n_fft, cfg.hop_length, tostring(cfg.center)), function()
       fsvc.manual_seed(3)

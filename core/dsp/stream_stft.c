@@ -25,6 +25,7 @@ struct fsvc_stream_stft {
   int64_t raw_len;     /* raw samples received */
   double *buf;         /* [B][cap] pending padded samples */
   int64_t len, cap;
+  int64_t skip;        /* padded samples still to discard (hop > n_fft jumps past the buffer) */
   double *tail;        /* [B][pad+1] last raw samples, most recent last */
   int64_t tail_len;
 };
@@ -80,7 +81,7 @@ void fsvc_stream_stft_reset(fsvc_stream_stft *s) {
   free(s->tail);
   s->buf = s->tail = NULL;
   s->B = 0;
-  s->len = s->cap = s->raw_len = s->tail_len = 0;
+  s->len = s->cap = s->raw_len = s->tail_len = s->skip = 0;
   s->started = s->pad == 0;
 }
 
@@ -101,8 +102,13 @@ static int reserve(fsvc_stream_stft *s, int64_t need) {
   return 0;
 }
 
-/* Appends n samples per row from src(b, i). */
+/* Appends n samples per row from src(b, i), after discarding any pending skip. */
 static int append(fsvc_stream_stft *s, const double *src, int64_t src_stride, int64_t n) {
+  int64_t drop = s->skip < n ? s->skip : n;
+  s->skip -= drop;
+  src += drop;
+  n -= drop;
+  if (n == 0) return 0;
   if (reserve(s, s->len + n)) return -1;
   for (int64_t b = 0; b < s->B; b++)
     memcpy(s->buf + b * s->cap + s->len, src + b * src_stride, sizeof(double) * (size_t)n);
@@ -160,7 +166,11 @@ static fsvc_tensor *emit(fsvc_stream_stft *s) {
   out = fsvc_stft(in, &s->o);
   fsvc_tensor_release(in);
   if (!out) return NULL;
-  const int64_t drop = k * s->hop < s->len ? k * s->hop : s->len;
+  int64_t drop = k * s->hop;
+  if (drop > s->len) { /* hop > n_fft: the next frame starts beyond what has arrived */
+    s->skip = drop - s->len;
+    drop = s->len;
+  }
   for (int64_t b = 0; b < s->B; b++) {
     double *row = s->buf + b * s->cap;
     memmove(row, row + drop, sizeof(double) * (size_t)(s->len - drop));
