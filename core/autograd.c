@@ -5,6 +5,7 @@
 
 #include "fsvc/autograd.h"
 #include "fsvc/error.h"
+#include "device_internal.h"
 
 static _Thread_local int grad_disabled = 0;
 
@@ -138,6 +139,7 @@ void fsvc_node_release(fsvc_node *n) {
 
 /* ---- raw helpers for gradients ------------------------------------------------------------- */
 fsvc_tensor *fsvc_add_same_shape_raw(const fsvc_tensor *a, const fsvc_tensor *b) {
+  if (fsvc_tensor_is_cuda(a) || fsvc_tensor_is_cuda(b)) return fsvc_device_add_same_shape_raw(a, b);
   fsvc_tensor *out = fsvc_clone_raw(a);
   if (!out) return NULL;
   fsvc_tensor *bc = b->dtype == a->dtype ? fsvc_contiguous_raw(b) : fsvc_to_dtype_raw(b, a->dtype);
@@ -160,6 +162,7 @@ fsvc_tensor *fsvc_add_same_shape_raw(const fsvc_tensor *a, const fsvc_tensor *b)
 
 fsvc_tensor *fsvc_sum_to_shape(const fsvc_tensor *grad, int ndim, const int64_t *shape) {
   char a[128], b[128];
+  if (fsvc_tensor_is_cuda(grad)) return fsvc_device_sum_to_shape(grad, ndim, shape);
   if (ndim > grad->ndim) goto bad;
   int lead = grad->ndim - ndim;
   int64_t tshape[FSVC_MAX_DIMS]; /* target aligned to grad's dims, 1 where broadcast */
@@ -284,7 +287,7 @@ int fsvc_backward(fsvc_tensor *root, const fsvc_tensor *grad, int retain_graph) 
                      "(shape %s); pass a gradient", fsvc_shape_str(root, a, sizeof a));
       return -1;
     }
-    g0 = fsvc_full(root->ndim, root->shape, 1.0, root->dtype);
+    g0 = fsvc_full_on(root->ndim, root->shape, 1.0, root->dtype, fsvc_tensor_device(root));
   }
   if (!g0) return -1;
   if (!root->grad_fn) { /* a leaf: its gradient is the seed */

@@ -2,6 +2,7 @@
 #include <math.h>
 #include <stdlib.h>
 
+#include "fsvc/device.h"
 #include "fsvc/error.h"
 #include "fsvc/random.h"
 
@@ -57,6 +58,7 @@ double fsvc_random_normal(fsvc_generator *g) {
 static fsvc_generator *gen_or_default(fsvc_generator *g) { return g ? g : fsvc_default_generator(); }
 
 int fsvc_uniform_(fsvc_tensor *t, double low, double high, fsvc_generator *g) {
+  FSVC_DISPATCH_CUDA_INT(uniform_, t, low, high, g); /* the GPU draws from its own Philox stream */
   g = gen_or_default(g);
   int64_t n = fsvc_numel(t);
   for (int64_t i = 0; i < n; i++) fsvc_set_flat(t, i, low + (high - low) * fsvc_random_uniform(g));
@@ -64,6 +66,7 @@ int fsvc_uniform_(fsvc_tensor *t, double low, double high, fsvc_generator *g) {
 }
 
 int fsvc_normal_(fsvc_tensor *t, double mean, double std, fsvc_generator *g) {
+  FSVC_DISPATCH_CUDA_INT(normal_, t, mean, std, g); /* the GPU draws from its own Philox stream */
   g = gen_or_default(g);
   int64_t n = fsvc_numel(t);
   for (int64_t i = 0; i < n; i++) fsvc_set_flat(t, i, mean + std * fsvc_random_normal(g));

@@ -9,6 +9,7 @@
 #include "fsvc/error.h"
 #include "fsvc/tensor.h"
 #include "allocator.h"
+#include "device_internal.h"
 #include "half.h"
 
 static _Atomic int64_t bytes_live = 0;
@@ -238,8 +239,13 @@ fsvc_tensor *fsvc_full(int ndim, const int64_t *shape, double value, fsvc_dtype 
 
 fsvc_tensor *fsvc_scalar(double value, fsvc_dtype dt) { return fsvc_full(0, NULL, value, dt); }
 
-fsvc_tensor *fsvc_empty_like(const fsvc_tensor *t) { return fsvc_empty(t->ndim, t->shape, t->dtype); }
-fsvc_tensor *fsvc_zeros_like(const fsvc_tensor *t) { return fsvc_zeros(t->ndim, t->shape, t->dtype); }
+/* the *_like constructors keep the device of t (as PyTorch) */
+fsvc_tensor *fsvc_empty_like(const fsvc_tensor *t) {
+  return fsvc_empty_on(t->ndim, t->shape, t->dtype, fsvc_tensor_device(t));
+}
+fsvc_tensor *fsvc_zeros_like(const fsvc_tensor *t) {
+  return fsvc_zeros_on(t->ndim, t->shape, t->dtype, fsvc_tensor_device(t));
+}
 
 fsvc_tensor *fsvc_wrap(int ndim, const int64_t *shape, fsvc_dtype dt, void *data, size_t nbytes,
                        void (*release)(void *, void *, size_t), void *owner) {
@@ -296,12 +302,23 @@ static inline int64_t flat_to_offset(const fsvc_tensor *t, int64_t i) {
   return off;
 }
 
+/* Device memory is never dereferenced on the host: element access on a device tensor fails
+ * (NaN, error set); callers copy to the host first (fsvc_to_device_raw). */
+static int refuse_device(const fsvc_tensor *t, const char *what) {
+  if (!fsvc_tensor_is_cuda(t)) return 0;
+  fsvc_set_error("%s: tensor is on cuda:%d; copy it to the host first (x:cpu())", what,
+                 t->storage->device.index);
+  return 1;
+}
+
 double fsvc_get_flat(const fsvc_tensor *t, int64_t i) {
+  if (refuse_device(t, "element access")) return NAN;
   size_t es = fsvc_dtype_size(t->dtype);
   return load_as_double((char *)fsvc_data(t) + flat_to_offset(t, i) * (int64_t)es, t->dtype);
 }
 
 void fsvc_set_flat(fsvc_tensor *t, int64_t i, double v) {
+  if (refuse_device(t, "element access")) return;
   size_t es = fsvc_dtype_size(t->dtype);
   store_double((char *)fsvc_data(t) + flat_to_offset(t, i) * (int64_t)es, t->dtype, v);
 }
@@ -341,6 +358,7 @@ int fsvc_copy_(fsvc_tensor *dst, const fsvc_tensor *src) {
   }
   int64_t n = fsvc_numel(dst);
   if (n == 0) return 0;
+  if (fsvc_tensor_is_cuda(dst) || fsvc_tensor_is_cuda(src)) return fsvc_device_copy_(dst, src);
   copy_row_fn row = NULL;
   if (dst->dtype == src->dtype) {
     if (dst->dtype == FSVC_FLOAT32) row = copy_f32_f32;
@@ -381,6 +399,7 @@ int fsvc_copy_(fsvc_tensor *dst, const fsvc_tensor *src) {
 }
 
 int fsvc_fill_(fsvc_tensor *t, double value) {
+  if (fsvc_tensor_is_cuda(t)) return fsvc_device_fill_(t, value);
   int64_t n = fsvc_numel(t);
   if (fsvc_is_contiguous(t)) {
     void *p = fsvc_data(t);
@@ -439,7 +458,7 @@ fsvc_tensor *fsvc_detach(const fsvc_tensor *t) {
 }
 
 fsvc_tensor *fsvc_clone_raw(const fsvc_tensor *t) {
-  fsvc_tensor *c = fsvc_empty(t->ndim, t->shape, t->dtype);
+  fsvc_tensor *c = fsvc_empty_on(t->ndim, t->shape, t->dtype, fsvc_tensor_device(t));
   if (c && fsvc_copy_(c, t) != 0) { fsvc_tensor_release(c); return NULL; }
   return c;
 }
@@ -450,13 +469,19 @@ fsvc_tensor *fsvc_contiguous_raw(const fsvc_tensor *t) {
 }
 
 fsvc_tensor *fsvc_to_dtype_raw(const fsvc_tensor *t, fsvc_dtype dt) {
-  fsvc_tensor *c = fsvc_empty(t->ndim, t->shape, dt);
+  fsvc_tensor *c = fsvc_empty_on(t->ndim, t->shape, dt, fsvc_tensor_device(t));
   if (c && fsvc_copy_(c, t) != 0) { fsvc_tensor_release(c); return NULL; }
   return c;
 }
 
 int fsvc_has_nonfinite(const fsvc_tensor *t) {
   if (!fsvc_dtype_is_float(t->dtype)) return 0;
+  if (fsvc_tensor_is_cuda(t)) { /* checked on a host copy (a device reduction would be faster) */
+    fsvc_tensor *h = fsvc_to_device_raw(t, fsvc_cpu());
+    int r = h ? fsvc_has_nonfinite(h) : 1;
+    fsvc_tensor_release(h);
+    return r;
+  }
   int64_t n = fsvc_numel(t);
   if (fsvc_is_contiguous(t) && t->dtype == FSVC_FLOAT32) {
     const float *p = fsvc_data(t);

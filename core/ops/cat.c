@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fsvc/device.h"
 #include "fsvc/autograd.h"
 #include "fsvc/error.h"
 #include "fsvc/ops_shape.h"
@@ -129,10 +130,12 @@ static fsvc_tensor *join(int n, fsvc_tensor *const *ts, int dim, int stacked, co
 }
 
 fsvc_tensor *fsvc_cat(int n, fsvc_tensor *const *tensors, int dim) {
+  FSVC_DISPATCH_CUDA_LIST(cat, n, tensors, dim);
   return join(n, tensors, dim, 0, "cat");
 }
 
 fsvc_tensor *fsvc_stack(int n, fsvc_tensor *const *tensors, int dim) {
+  FSVC_DISPATCH_CUDA_LIST(stack, n, tensors, dim);
   return join(n, tensors, dim, 1, "stack");
 }
 

@@ -9,6 +9,7 @@
 #include <math.h>
 #include <tgmath.h> /* exp/log/pow pick the float or double version from the argument type */
 
+#include "fsvc/device.h"
 #include "fsvc/autograd.h"
 #include "fsvc/error.h"
 #include "fsvc/ops_elementwise.h"
@@ -249,19 +250,58 @@ done:
   return out;
 }
 
-fsvc_tensor *fsvc_add(const fsvc_tensor *a, const fsvc_tensor *b) { return binary_forward(&op_add, a, b); }
-fsvc_tensor *fsvc_sub(const fsvc_tensor *a, const fsvc_tensor *b) { return binary_forward(&op_sub, a, b); }
-fsvc_tensor *fsvc_mul(const fsvc_tensor *a, const fsvc_tensor *b) { return binary_forward(&op_mul, a, b); }
-fsvc_tensor *fsvc_div(const fsvc_tensor *a, const fsvc_tensor *b) { return binary_forward(&op_div, a, b); }
-fsvc_tensor *fsvc_pow(const fsvc_tensor *a, const fsvc_tensor *b) { return binary_forward(&op_pow, a, b); }
-fsvc_tensor *fsvc_maximum(const fsvc_tensor *a, const fsvc_tensor *b) { return binary_forward(&op_maximum, a, b); }
-fsvc_tensor *fsvc_minimum(const fsvc_tensor *a, const fsvc_tensor *b) { return binary_forward(&op_minimum, a, b); }
-fsvc_tensor *fsvc_eq(const fsvc_tensor *a, const fsvc_tensor *b) { return binary_forward(&op_eq, a, b); }
-fsvc_tensor *fsvc_ne(const fsvc_tensor *a, const fsvc_tensor *b) { return binary_forward(&op_ne, a, b); }
-fsvc_tensor *fsvc_lt(const fsvc_tensor *a, const fsvc_tensor *b) { return binary_forward(&op_lt, a, b); }
-fsvc_tensor *fsvc_le(const fsvc_tensor *a, const fsvc_tensor *b) { return binary_forward(&op_le, a, b); }
-fsvc_tensor *fsvc_gt(const fsvc_tensor *a, const fsvc_tensor *b) { return binary_forward(&op_gt, a, b); }
-fsvc_tensor *fsvc_ge(const fsvc_tensor *a, const fsvc_tensor *b) { return binary_forward(&op_ge, a, b); }
+fsvc_tensor *fsvc_add(const fsvc_tensor *a, const fsvc_tensor *b) {
+  FSVC_DISPATCH_CUDA(add, a, b);
+  return binary_forward(&op_add, a, b);
+}
+fsvc_tensor *fsvc_sub(const fsvc_tensor *a, const fsvc_tensor *b) {
+  FSVC_DISPATCH_CUDA(sub, a, b);
+  return binary_forward(&op_sub, a, b);
+}
+fsvc_tensor *fsvc_mul(const fsvc_tensor *a, const fsvc_tensor *b) {
+  FSVC_DISPATCH_CUDA(mul, a, b);
+  return binary_forward(&op_mul, a, b);
+}
+fsvc_tensor *fsvc_div(const fsvc_tensor *a, const fsvc_tensor *b) {
+  FSVC_DISPATCH_CUDA(div, a, b);
+  return binary_forward(&op_div, a, b);
+}
+fsvc_tensor *fsvc_pow(const fsvc_tensor *a, const fsvc_tensor *b) {
+  FSVC_DISPATCH_CUDA(pow, a, b);
+  return binary_forward(&op_pow, a, b);
+}
+fsvc_tensor *fsvc_maximum(const fsvc_tensor *a, const fsvc_tensor *b) {
+  FSVC_DISPATCH_CUDA(maximum, a, b);
+  return binary_forward(&op_maximum, a, b);
+}
+fsvc_tensor *fsvc_minimum(const fsvc_tensor *a, const fsvc_tensor *b) {
+  FSVC_DISPATCH_CUDA(minimum, a, b);
+  return binary_forward(&op_minimum, a, b);
+}
+fsvc_tensor *fsvc_eq(const fsvc_tensor *a, const fsvc_tensor *b) {
+  FSVC_DISPATCH_CUDA(eq, a, b);
+  return binary_forward(&op_eq, a, b);
+}
+fsvc_tensor *fsvc_ne(const fsvc_tensor *a, const fsvc_tensor *b) {
+  FSVC_DISPATCH_CUDA(ne, a, b);
+  return binary_forward(&op_ne, a, b);
+}
+fsvc_tensor *fsvc_lt(const fsvc_tensor *a, const fsvc_tensor *b) {
+  FSVC_DISPATCH_CUDA(lt, a, b);
+  return binary_forward(&op_lt, a, b);
+}
+fsvc_tensor *fsvc_le(const fsvc_tensor *a, const fsvc_tensor *b) {
+  FSVC_DISPATCH_CUDA(le, a, b);
+  return binary_forward(&op_le, a, b);
+}
+fsvc_tensor *fsvc_gt(const fsvc_tensor *a, const fsvc_tensor *b) {
+  FSVC_DISPATCH_CUDA(gt, a, b);
+  return binary_forward(&op_gt, a, b);
+}
+fsvc_tensor *fsvc_ge(const fsvc_tensor *a, const fsvc_tensor *b) {
+  FSVC_DISPATCH_CUDA(ge, a, b);
+  return binary_forward(&op_ge, a, b);
+}
 
 /* ---- in place: dst += alpha * src ----------------------------------------------------------- */
 #define AXPY_ROW(name, TYPE, ALPHA)                                                                \
@@ -291,6 +331,7 @@ static void axpy_i64(char **p, const int64_t *s, int64_t n, void *ctx) {
 }
 
 int fsvc_add_(fsvc_tensor *dst, const fsvc_tensor *src, double alpha) {
+  FSVC_DISPATCH_CUDA_INT(add_, dst, src, alpha);
   if (fsvc_ew_check_inplace("add_", dst) != 0 || fsvc_ew_check("add_", src, "other") != 0)
     return -1;
   if (src->ndim > dst->ndim) goto bad_shape;

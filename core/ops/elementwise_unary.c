@@ -9,6 +9,7 @@
 #include <math.h>
 #include <tgmath.h> /* exp/erf/... pick the float or double version from the argument type */
 
+#include "fsvc/device.h"
 #include "fsvc/autograd.h"
 #include "fsvc/error.h"
 #include "fsvc/ops_elementwise.h"
@@ -186,19 +187,53 @@ static fsvc_tensor *unary_forward(const unary_op *op, const fsvc_tensor *a, doub
   return out;
 }
 
-fsvc_tensor *fsvc_neg(const fsvc_tensor *a) { return unary_forward(&op_neg, a, 0, 0); }
-fsvc_tensor *fsvc_abs(const fsvc_tensor *a) { return unary_forward(&op_abs, a, 0, 0); }
-fsvc_tensor *fsvc_exp(const fsvc_tensor *a) { return unary_forward(&op_exp, a, 0, 0); }
-fsvc_tensor *fsvc_log(const fsvc_tensor *a) { return unary_forward(&op_log, a, 0, 0); }
-fsvc_tensor *fsvc_sqrt(const fsvc_tensor *a) { return unary_forward(&op_sqrt, a, 0, 0); }
-fsvc_tensor *fsvc_sin(const fsvc_tensor *a) { return unary_forward(&op_sin, a, 0, 0); }
-fsvc_tensor *fsvc_cos(const fsvc_tensor *a) { return unary_forward(&op_cos, a, 0, 0); }
-fsvc_tensor *fsvc_tanh(const fsvc_tensor *a) { return unary_forward(&op_tanh, a, 0, 0); }
-fsvc_tensor *fsvc_sigmoid(const fsvc_tensor *a) { return unary_forward(&op_sigmoid, a, 0, 0); }
-fsvc_tensor *fsvc_relu(const fsvc_tensor *a) { return unary_forward(&op_relu, a, 0, 0); }
-fsvc_tensor *fsvc_gelu(const fsvc_tensor *a) { return unary_forward(&op_gelu, a, 0, 0); }
+fsvc_tensor *fsvc_neg(const fsvc_tensor *a) {
+  FSVC_DISPATCH_CUDA(neg, a);
+  return unary_forward(&op_neg, a, 0, 0);
+}
+fsvc_tensor *fsvc_abs(const fsvc_tensor *a) {
+  FSVC_DISPATCH_CUDA(abs, a);
+  return unary_forward(&op_abs, a, 0, 0);
+}
+fsvc_tensor *fsvc_exp(const fsvc_tensor *a) {
+  FSVC_DISPATCH_CUDA(exp, a);
+  return unary_forward(&op_exp, a, 0, 0);
+}
+fsvc_tensor *fsvc_log(const fsvc_tensor *a) {
+  FSVC_DISPATCH_CUDA(log, a);
+  return unary_forward(&op_log, a, 0, 0);
+}
+fsvc_tensor *fsvc_sqrt(const fsvc_tensor *a) {
+  FSVC_DISPATCH_CUDA(sqrt, a);
+  return unary_forward(&op_sqrt, a, 0, 0);
+}
+fsvc_tensor *fsvc_sin(const fsvc_tensor *a) {
+  FSVC_DISPATCH_CUDA(sin, a);
+  return unary_forward(&op_sin, a, 0, 0);
+}
+fsvc_tensor *fsvc_cos(const fsvc_tensor *a) {
+  FSVC_DISPATCH_CUDA(cos, a);
+  return unary_forward(&op_cos, a, 0, 0);
+}
+fsvc_tensor *fsvc_tanh(const fsvc_tensor *a) {
+  FSVC_DISPATCH_CUDA(tanh, a);
+  return unary_forward(&op_tanh, a, 0, 0);
+}
+fsvc_tensor *fsvc_sigmoid(const fsvc_tensor *a) {
+  FSVC_DISPATCH_CUDA(sigmoid, a);
+  return unary_forward(&op_sigmoid, a, 0, 0);
+}
+fsvc_tensor *fsvc_relu(const fsvc_tensor *a) {
+  FSVC_DISPATCH_CUDA(relu, a);
+  return unary_forward(&op_relu, a, 0, 0);
+}
+fsvc_tensor *fsvc_gelu(const fsvc_tensor *a) {
+  FSVC_DISPATCH_CUDA(gelu, a);
+  return unary_forward(&op_gelu, a, 0, 0);
+}
 
 fsvc_tensor *fsvc_leaky_relu(const fsvc_tensor *a, double negative_slope) {
+  FSVC_DISPATCH_CUDA(leaky_relu, a, negative_slope);
   if (!isfinite(negative_slope)) {
     fsvc_set_error("leaky_relu: negative_slope must be a finite number (got %g)", negative_slope);
     return NULL;
@@ -207,6 +242,7 @@ fsvc_tensor *fsvc_leaky_relu(const fsvc_tensor *a, double negative_slope) {
 }
 
 fsvc_tensor *fsvc_clamp(const fsvc_tensor *a, double min, double max) {
+  FSVC_DISPATCH_CUDA(clamp, a, min, max);
   if (min != min || max != max) {
     fsvc_set_error("clamp: bounds must not be NaN (min %g, max %g); use -inf/inf for no bound",
                    min, max);
@@ -235,6 +271,7 @@ SCALE_ROW(scale_f64, double, MUL_F64)
 SCALE_ROW(scale_i64, int64_t, MUL_I64)
 
 int fsvc_mul_scalar_(fsvc_tensor *dst, double s) {
+  FSVC_DISPATCH_CUDA_INT(mul_scalar_, dst, s);
   if (fsvc_ew_check_inplace("mul_", dst) != 0) return -1;
   fsvc_bcast_iter it;
   const fsvc_tensor *ops[1] = {dst};

@@ -5,6 +5,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "fsvc/device.h"
 #include "fsvc/error.h"
 #include "fsvc/ops_extra.h"
 
@@ -92,6 +93,7 @@ ADAM_KERNEL(double, sqrt)
 int fsvc_adam_step_(fsvc_tensor *param, const fsvc_tensor *grad, fsvc_tensor *exp_avg,
                     fsvc_tensor *exp_avg_sq, fsvc_tensor *max_exp_avg_sq,
                     const fsvc_adam_params *h) {
+  FSVC_DISPATCH_CUDA_INT(adam_step_, param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, h);
   const char *op = "adam_step";
   if (!h || h->step < 1) {
     fsvc_set_error("%s: step must be >= 1", op);
@@ -139,6 +141,7 @@ SGD_KERNEL(double)
 
 int fsvc_sgd_step_(fsvc_tensor *param, const fsvc_tensor *grad, fsvc_tensor *momentum_buf,
                    const fsvc_sgd_params *h) {
+  FSVC_DISPATCH_CUDA_INT(sgd_step_, param, grad, momentum_buf, h);
   const char *op = "sgd_step";
   if (!h) {
     fsvc_set_error("%s: missing hyperparameters", op);

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fsvc/device.h"
 #include "fsvc/autograd.h"
 #include "fsvc/error.h"
 #include "fsvc/ops_shape.h"
@@ -147,6 +148,7 @@ static int gather_backward(fsvc_node *n, const fsvc_tensor *g, fsvc_tensor **gin
 }
 
 fsvc_tensor *fsvc_gather(const fsvc_tensor *a, int dim, const fsvc_tensor *index) {
+  FSVC_DISPATCH_CUDA(gather, a, dim, index);
   if (check_input(a, "gather", "input") != 0 || check_value_dtype(a, "gather") != 0) return NULL;
   if (check_input(index, "gather", "index") != 0) return NULL;
   int d = a->ndim == 0 ? ((dim == 0 || dim == -1) ? 0 : fsvc_normalize_dim(dim, 0, "gather"))
@@ -190,6 +192,7 @@ static int scatter_add_backward(fsvc_node *n, const fsvc_tensor *g, fsvc_tensor 
 
 fsvc_tensor *fsvc_scatter_add(const fsvc_tensor *a, int dim, const fsvc_tensor *index,
                               const fsvc_tensor *src) {
+  FSVC_DISPATCH_CUDA(scatter_add, a, dim, index, src);
   const char *op = "scatter_add";
   if (check_input(a, op, "input") != 0 || check_value_dtype(a, op) != 0) return NULL;
   if (check_input(index, op, "index") != 0 || check_input(src, op, "src") != 0) return NULL;
@@ -281,6 +284,7 @@ static int index_select_backward(fsvc_node *n, const fsvc_tensor *g, fsvc_tensor
 }
 
 fsvc_tensor *fsvc_index_select(const fsvc_tensor *a, int dim, const fsvc_tensor *index) {
+  FSVC_DISPATCH_CUDA(index_select, a, dim, index);
   const char *op = "index_select";
   if (check_input(a, op, "input") != 0 || check_value_dtype(a, op) != 0) return NULL;
   if (check_input(index, op, "index") != 0) return NULL;

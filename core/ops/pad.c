@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fsvc/device.h"
 #include "fsvc/autograd.h"
 #include "fsvc/error.h"
 #include "fsvc/ops_shape.h"
@@ -195,6 +196,7 @@ static int pad_backward(fsvc_node *n, const fsvc_tensor *g, fsvc_tensor **gin) {
 
 fsvc_tensor *fsvc_pad(const fsvc_tensor *a, int n_pads, const int64_t *pads, fsvc_pad_mode mode,
                       double value) {
+  FSVC_DISPATCH_CUDA(pad, a, n_pads, pads, mode, value);
   char sa[128];
   if (!a) { fsvc_set_error("pad: tensor is nil"); return NULL; }
   if (!a->storage) { fsvc_set_error("pad: tensor was freed"); return NULL; }

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fsvc/device.h"
 #include "fsvc/ops_reduce.h"
 #include "reduce_internal.h"
 
@@ -238,10 +239,12 @@ static fsvc_tensor *sum_or_mean(const fsvc_tensor *a, int n_dims, const int *dim
 }
 
 fsvc_tensor *fsvc_sum(const fsvc_tensor *a, int n_dims, const int *dims, int keepdim) {
+  FSVC_DISPATCH_CUDA(sum, a, n_dims, dims, keepdim);
   return sum_or_mean(a, n_dims, dims, keepdim, 0);
 }
 
 fsvc_tensor *fsvc_mean(const fsvc_tensor *a, int n_dims, const int *dims, int keepdim) {
+  FSVC_DISPATCH_CUDA(mean, a, n_dims, dims, keepdim);
   return sum_or_mean(a, n_dims, dims, keepdim, 1);
 }
 
@@ -331,10 +334,12 @@ static fsvc_tensor *var_or_std(const fsvc_tensor *a, int n_dims, const int *dims
 }
 
 fsvc_tensor *fsvc_var(const fsvc_tensor *a, int n_dims, const int *dims, int unbiased, int keepdim) {
+  FSVC_DISPATCH_CUDA(var, a, n_dims, dims, unbiased, keepdim);
   return var_or_std(a, n_dims, dims, unbiased, keepdim, 0);
 }
 
 fsvc_tensor *fsvc_std(const fsvc_tensor *a, int n_dims, const int *dims, int unbiased, int keepdim) {
+  FSVC_DISPATCH_CUDA(std, a, n_dims, dims, unbiased, keepdim);
   return var_or_std(a, n_dims, dims, unbiased, keepdim, 1);
 }
 
@@ -400,6 +405,7 @@ done:
 }
 
 fsvc_tensor *fsvc_norm(const fsvc_tensor *a, double p, int n_dims, const int *dims, int keepdim) {
+  FSVC_DISPATCH_CUDA(norm, a, p, n_dims, dims, keepdim);
   if (fsvc_reduce_check_input(a, "norm", 0) != 0) return NULL;
   if (isnan(p) || (p < 0 && !isinf(p))) {
     fsvc_set_error("norm: p must be >= 0 or +-inf, got %g", p);

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fsvc/device.h"
 #include "fsvc/ops_reduce.h"
 #include "reduce_internal.h"
 
@@ -142,10 +143,12 @@ static fsvc_tensor *extremum_dim(const fsvc_tensor *a, int dim, int keepdim, fsv
 }
 
 fsvc_tensor *fsvc_max_dim(const fsvc_tensor *a, int dim, int keepdim, fsvc_tensor **indices) {
+  FSVC_DISPATCH_CUDA(max_dim, a, dim, keepdim, indices);
   return extremum_dim(a, dim, keepdim, indices, 1);
 }
 
 fsvc_tensor *fsvc_min_dim(const fsvc_tensor *a, int dim, int keepdim, fsvc_tensor **indices) {
+  FSVC_DISPATCH_CUDA(min_dim, a, dim, keepdim, indices);
   return extremum_dim(a, dim, keepdim, indices, 0);
 }
 
@@ -200,8 +203,14 @@ static fsvc_tensor *extremum_all(const fsvc_tensor *a, int want_max) {
   return out;
 }
 
-fsvc_tensor *fsvc_max_all(const fsvc_tensor *a) { return extremum_all(a, 1); }
-fsvc_tensor *fsvc_min_all(const fsvc_tensor *a) { return extremum_all(a, 0); }
+fsvc_tensor *fsvc_max_all(const fsvc_tensor *a) {
+  FSVC_DISPATCH_CUDA(max_all, a);
+  return extremum_all(a, 1);
+}
+fsvc_tensor *fsvc_min_all(const fsvc_tensor *a) {
+  FSVC_DISPATCH_CUDA(min_all, a);
+  return extremum_all(a, 0);
+}
 
 /* ---- argmax / argmin ------------------------------------------------------------------------ */
 static fsvc_tensor *arg_dim(const fsvc_tensor *a, int dim, int keepdim, int want_max) {
@@ -224,10 +233,22 @@ static fsvc_tensor *arg_all(const fsvc_tensor *a, int want_max) {
   return idx;
 }
 
-fsvc_tensor *fsvc_argmax(const fsvc_tensor *a, int dim, int keepdim) { return arg_dim(a, dim, keepdim, 1); }
-fsvc_tensor *fsvc_argmin(const fsvc_tensor *a, int dim, int keepdim) { return arg_dim(a, dim, keepdim, 0); }
-fsvc_tensor *fsvc_argmax_all(const fsvc_tensor *a) { return arg_all(a, 1); }
-fsvc_tensor *fsvc_argmin_all(const fsvc_tensor *a) { return arg_all(a, 0); }
+fsvc_tensor *fsvc_argmax(const fsvc_tensor *a, int dim, int keepdim) {
+  FSVC_DISPATCH_CUDA(argmax, a, dim, keepdim);
+  return arg_dim(a, dim, keepdim, 1);
+}
+fsvc_tensor *fsvc_argmin(const fsvc_tensor *a, int dim, int keepdim) {
+  FSVC_DISPATCH_CUDA(argmin, a, dim, keepdim);
+  return arg_dim(a, dim, keepdim, 0);
+}
+fsvc_tensor *fsvc_argmax_all(const fsvc_tensor *a) {
+  FSVC_DISPATCH_CUDA(argmax_all, a);
+  return arg_all(a, 1);
+}
+fsvc_tensor *fsvc_argmin_all(const fsvc_tensor *a) {
+  FSVC_DISPATCH_CUDA(argmin_all, a);
+  return arg_all(a, 0);
+}
 
 __attribute__((constructor)) static void register_minmax_ops(void) {
   fsvc_register_differentiable("max");

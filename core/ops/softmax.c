@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fsvc/device.h"
 #include "fsvc/ops_reduce.h"
 #include "reduce_internal.h"
 
@@ -195,8 +196,14 @@ static fsvc_tensor *softmax_impl(const fsvc_tensor *a, int dim, int log_out) {
   return y;
 }
 
-fsvc_tensor *fsvc_softmax(const fsvc_tensor *a, int dim) { return softmax_impl(a, dim, 0); }
-fsvc_tensor *fsvc_log_softmax(const fsvc_tensor *a, int dim) { return softmax_impl(a, dim, 1); }
+fsvc_tensor *fsvc_softmax(const fsvc_tensor *a, int dim) {
+  FSVC_DISPATCH_CUDA(softmax, a, dim);
+  return softmax_impl(a, dim, 0);
+}
+fsvc_tensor *fsvc_log_softmax(const fsvc_tensor *a, int dim) {
+  FSVC_DISPATCH_CUDA(log_softmax, a, dim);
+  return softmax_impl(a, dim, 1);
+}
 
 /* ---- logsumexp ------------------------------------------------------------------------------ */
 /* saved[0] = x, saved[1] = out; iarg[0] = mask of the dim. gx = g exp(x - out). */
@@ -223,6 +230,7 @@ static int logsumexp_backward(fsvc_node *n, const fsvc_tensor *g, fsvc_tensor **
 }
 
 fsvc_tensor *fsvc_logsumexp(const fsvc_tensor *a, int dim, int keepdim) {
+  FSVC_DISPATCH_CUDA(logsumexp, a, dim, keepdim);
   if (fsvc_reduce_check_input(a, "logsumexp", 0) != 0) return NULL;
   fsvc_reduce_plan pl;
   if (fsvc_reduce_plan_dim(&pl, a, dim, keepdim, "logsumexp") != 0) return NULL;

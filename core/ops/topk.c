@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fsvc/device.h"
 #include "fsvc/ops_reduce.h"
 #include "reduce_internal.h"
 
@@ -79,6 +80,7 @@ static int topk_backward(fsvc_node *n, const fsvc_tensor *g, fsvc_tensor **gi) {
 
 fsvc_tensor *fsvc_topk(const fsvc_tensor *a, int64_t k, int dim, int largest, int sorted,
                        fsvc_tensor **indices) {
+  FSVC_DISPATCH_CUDA(topk, a, k, dim, largest, sorted, indices);
   (void)sorted; /* always sorted: costs nothing extra here and keeps results deterministic */
   if (indices) *indices = NULL;
   if (fsvc_reduce_check_input(a, "topk", 1) != 0) return NULL;

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fsvc/device.h"
 #include "fsvc/autograd.h"
 #include "fsvc/error.h"
 #include "fsvc/ops_shape.h"
@@ -235,7 +236,7 @@ fsvc_tensor *fsvc_transpose(const fsvc_tensor *a, int dim0, int dim1) {
 static int window_backward(fsvc_node *n, const fsvc_tensor *g, fsvc_tensor **gin) {
   if (!n->edges[0].needs_grad) return 0;
   const fsvc_edge *e = &n->edges[0];
-  fsvc_tensor *z = fsvc_zeros(e->ndim, e->shape, g->dtype);
+  fsvc_tensor *z = fsvc_zeros_on(e->ndim, e->shape, g->dtype, fsvc_tensor_device(g));
   if (!z) return -1;
   int dim = (int)n->iarg[0];
   int64_t start = n->iarg[1], step = n->iarg[2];

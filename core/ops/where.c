@@ -4,6 +4,7 @@
  * cond may be any dtype; nonzero (NaN included) selects a. Gradients flow to a where cond is
  * true and to b where it is false (masked_fill: to a where the mask is false).
  */
+#include "fsvc/device.h"
 #include "fsvc/autograd.h"
 #include "fsvc/error.h"
 #include "fsvc/ops_elementwise.h"
@@ -80,6 +81,7 @@ static int where_backward(fsvc_node *node, const fsvc_tensor *g, fsvc_tensor **g
 }
 
 fsvc_tensor *fsvc_where(const fsvc_tensor *cond, const fsvc_tensor *a, const fsvc_tensor *b) {
+  FSVC_DISPATCH_CUDA(where, cond, a, b);
   fsvc_tensor *out = fsvc_ew_where_raw(cond, a, b, "where");
   if (!out) return NULL;
   fsvc_tensor *inputs[3] = {(fsvc_tensor *)cond, (fsvc_tensor *)a, (fsvc_tensor *)b};
@@ -103,6 +105,7 @@ static int masked_fill_backward(fsvc_node *node, const fsvc_tensor *g, fsvc_tens
 }
 
 fsvc_tensor *fsvc_masked_fill(const fsvc_tensor *a, const fsvc_tensor *mask, double value) {
+  FSVC_DISPATCH_CUDA(masked_fill, a, mask, value);
   if (fsvc_ew_check("masked_fill", a, "self") != 0 || fsvc_ew_check("masked_fill", mask, "mask") != 0)
     return NULL;
   fsvc_tensor *v = fsvc_scalar(value, a->dtype); /* 0-d: the result keeps a's dtype */

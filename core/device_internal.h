@@ -1,0 +1,11 @@
+/* Device paths of the core's raw helpers (tensor.c, autograd.c call these for device tensors;
+ * implemented in device.c on top of the backend table). Internal to core/. */
+#ifndef FSVC_DEVICE_INTERNAL_H
+#define FSVC_DEVICE_INTERNAL_H
+#include "fsvc/device.h"
+
+int fsvc_device_copy_(fsvc_tensor *dst, const fsvc_tensor *src);
+int fsvc_device_fill_(fsvc_tensor *t, double value);
+fsvc_tensor *fsvc_device_add_same_shape_raw(const fsvc_tensor *a, const fsvc_tensor *b);
+fsvc_tensor *fsvc_device_sum_to_shape(const fsvc_tensor *grad, int ndim, const int64_t *shape);
+#endif
