@@ -204,11 +204,13 @@ static int dio_body(const double *x, int xlen, int fs, const fsvc_f0_options *o,
   cand = (double *)malloc(sizeof(double) * (size_t)nb * (size_t)f0_length);
   score = (double *)malloc(sizeof(double) * (size_t)nb * (size_t)f0_length);
   sig = (double *)malloc(sizeof(double) * (size_t)ylen);
-  win = (double *)malloc(sizeof(double) * (size_t)fft_size);
+  win = (double *)malloc(sizeof(double) * (4 * (size_t)fsvc_f0i_round(afs / boundary[0] / 2.0) + 4));
   tmp4 = (double *)malloc(sizeof(double) * 4 * (size_t)f0_length);
   best = (double *)malloc(sizeof(double) * (size_t)f0_length);
   if (!cand || !score || !sig || !win || !tmp4 || !best) goto done;
-  if (fsvc_f0i_events_alloc(&ev, ylen) != 0) goto done;
+  /* room for about twice the expected number of events of the highest band */
+  if (fsvc_f0i_events_alloc(&ev, (int)(2.0 * ylen / afs * boundary[nb - 1]) + 64) != 0)
+    goto done;
   ev_ok = 1;
   for (int c = 0; c < nb; c += 2) {
     int npair = c + 1 < nb ? 2 : 1;
@@ -230,7 +232,7 @@ static int dio_body(const double *x, int xlen, int fs, const fsvc_f0_options *o,
     for (int p = 0; p < npair; p++) {
       int bias = half[p] * 2; /* delay compensation */
       for (int i = 0; i < ylen; i++) sig[i] = z[2 * (size_t)(i + bias) + p];
-      fsvc_f0i_four_events(sig, ylen, afs, &ev);
+      if (fsvc_f0i_four_events(sig, ylen, afs, &ev) != 0) goto done;
       double *cb = cand + (size_t)(c + p) * f0_length, *sb = score + (size_t)(c + p) * f0_length;
       candidate_contour(&ev, boundary[c + p], f0_floor, f0_ceil, times, f0_length, tmp4, cb, sb);
       for (int j = 0; j < f0_length; j++) sb[j] = sb[j] / (cb[j] + FSVC_F0I_EPS);

@@ -99,12 +99,13 @@ int fsvc_f0i_decimate(const double *x, int n, int r, double *y) {
 
 /* ---- zero-crossing events ---------------------------------------------------------------------- */
 
-int fsvc_f0i_events_alloc(fsvc_f0i_events *e, int len) {
+int fsvc_f0i_events_alloc(fsvc_f0i_events *e, int hint) {
   memset(e, 0, sizeof(*e));
-  size_t sz = sizeof(double) * (size_t)(len > 1 ? len : 1);
+  int cap = hint > 16 ? hint : 16;
   for (int i = 0; i < 4; i++) {
-    e->loc[i] = (double *)malloc(sz);
-    e->val[i] = (double *)malloc(sz);
+    e->loc[i] = (double *)malloc(sizeof(double) * (size_t)cap);
+    e->val[i] = (double *)malloc(sizeof(double) * (size_t)cap);
+    e->cap[i] = cap;
     if (!e->loc[i] || !e->val[i]) {
       fsvc_f0i_events_free(e);
       return -1;
@@ -118,39 +119,55 @@ void fsvc_f0i_events_free(fsvc_f0i_events *e) {
     free(e->loc[i]);
     free(e->val[i]);
     e->loc[i] = e->val[i] = NULL;
+    e->cap[i] = 0;
   }
+}
+
+static int events_grow(fsvc_f0i_events *e, int k) {
+  int cap = e->cap[k] * 2;
+  double *l = (double *)realloc(e->loc[k], sizeof(double) * (size_t)cap);
+  if (!l) return -1;
+  e->loc[k] = l;
+  double *v = (double *)realloc(e->val[k], sizeof(double) * (size_t)cap);
+  if (!v) return -1;
+  e->val[k] = v;
+  e->cap[k] = cap;
+  return 0;
 }
 
 /* Negative-going zero crossings (s[i] > 0 >= s[i+1]) located to sub-sample precision by linear
  * interpolation; each pair of consecutive crossings gives one frequency estimate (fs / period)
  * at the midpoint. Positions use the 1-based sample convention (crossing between samples i and
- * i+1 lies in [i+1, i+2)), which the callers' delay compensation accounts for. */
-static int zero_crossing_engine(const double *s, int len, double fs, double *loc, double *val) {
+ * i+1 lies in [i+1, i+2)), which the callers' delay compensation accounts for. Fills events of
+ * kind k; returns 0, or -1 when out of memory. */
+static int zero_crossing_engine(const double *s, int len, double fs, fsvc_f0i_events *e, int k) {
   int count = 0;
   double prev = 0.0;
   for (int i = 0; i + 1 < len; i++) {
     if (0.0 < s[i] && s[i + 1] <= 0.0) {
-      int e = i + 1;
-      double fine = e - s[e - 1] / (s[e] - s[e - 1]);
+      int ed = i + 1;
+      double fine = ed - s[ed - 1] / (s[ed] - s[ed - 1]);
       if (count > 0) {
-        val[count - 1] = fs / (fine - prev);
-        loc[count - 1] = (prev + fine) / 2.0 / fs;
+        if (count - 1 == e->cap[k] && events_grow(e, k) != 0) return -1;
+        e->val[k][count - 1] = fs / (fine - prev);
+        e->loc[k][count - 1] = (prev + fine) / 2.0 / fs;
       }
       prev = fine;
       count++;
     }
   }
-  return count > 0 ? count - 1 : 0;
+  e->count[k] = count > 0 ? count - 1 : 0;
+  return 0;
 }
 
-void fsvc_f0i_four_events(double *sig, int len, double fs, fsvc_f0i_events *e) {
-  e->count[0] = zero_crossing_engine(sig, len, fs, e->loc[0], e->val[0]);
+int fsvc_f0i_four_events(double *sig, int len, double fs, fsvc_f0i_events *e) {
+  if (zero_crossing_engine(sig, len, fs, e, 0) != 0) return -1;
   for (int i = 0; i < len; i++) sig[i] = -sig[i];
-  e->count[1] = zero_crossing_engine(sig, len, fs, e->loc[1], e->val[1]);
+  if (zero_crossing_engine(sig, len, fs, e, 1) != 0) return -1;
   for (int i = 0; i < len - 1; i++) sig[i] = sig[i] - sig[i + 1];
-  e->count[2] = zero_crossing_engine(sig, len - 1, fs, e->loc[2], e->val[2]);
+  if (zero_crossing_engine(sig, len - 1, fs, e, 2) != 0) return -1;
   for (int i = 0; i < len - 1; i++) sig[i] = -sig[i];
-  e->count[3] = zero_crossing_engine(sig, len - 1, fs, e->loc[3], e->val[3]);
+  return zero_crossing_engine(sig, len - 1, fs, e, 3);
 }
 
 void fsvc_f0i_interp1(const double *x, const double *y, int n, const double *xi, int ni,

@@ -48,17 +48,20 @@ void fsvc_f0i_nuttall(int n, double *w);
 int fsvc_f0i_decimate(const double *x, int n, int r, double *y);
 
 /* Zero-crossing events of a filtered signal: interval estimates (Hz) and their locations (s) for
- * negative-going zero crossings, positive-going ones, peaks and dips. */
+ * negative-going zero crossings, positive-going ones, peaks and dips. The arrays grow as
+ * needed. */
 typedef struct {
   double *loc[4];
   double *val[4];
   int count[4];
+  int cap[4];
 } fsvc_f0i_events;
 
-int fsvc_f0i_events_alloc(fsvc_f0i_events *e, int len);
+/* Starts with room for `hint` events of each kind. Returns 0, or -1 when out of memory. */
+int fsvc_f0i_events_alloc(fsvc_f0i_events *e, int hint);
 void fsvc_f0i_events_free(fsvc_f0i_events *e);
-/* sig (len samples) is overwritten. */
-void fsvc_f0i_four_events(double *sig, int len, double fs, fsvc_f0i_events *e);
+/* sig (len samples) is overwritten. Returns 0, or -1 when out of memory. */
+int fsvc_f0i_four_events(double *sig, int len, double fs, fsvc_f0i_events *e);
 
 /* Linear interpolation with linear extrapolation beyond both ends (x increasing, n >= 2,
  * xi increasing). */

@@ -88,11 +88,12 @@ static int band_candidates(const double *boundary, int nch, double afs, int ylen
   int rc = -1;
   double *z = (double *)malloc(sizeof(double) * 2 * (size_t)fft_size);
   double *sig = (double *)malloc(sizeof(double) * (size_t)ylen);
-  double *win = (double *)malloc(sizeof(double) * (size_t)fft_size);
+  double *win = (double *)malloc(sizeof(double) * (2 * (size_t)fsvc_f0i_round(afs / boundary[0] * 2.0) + 1));
   double *tmp4 = (double *)malloc(sizeof(double) * 4 * (size_t)f0_length);
   double *v = (double *)malloc(sizeof(double) * (size_t)f0_length);
   fsvc_f0i_events ev;
-  int ev_ok = fsvc_f0i_events_alloc(&ev, ylen) == 0;
+  /* room for about twice the expected number of events of the highest band */
+  int ev_ok = fsvc_f0i_events_alloc(&ev, (int)(2.4 * ylen / afs * boundary[nch - 1]) + 64) == 0;
   if (!z || !sig || !win || !tmp4 || !v || !ev_ok) goto done;
 
   for (int c = 0; c < nch; c += 2) {
@@ -119,7 +120,7 @@ static int band_candidates(const double *boundary, int nch, double afs, int ylen
       /* delay compensation: output sample i is taken at i + half + 1 */
       int bias = half[p] + 1;
       for (int i = 0; i < ylen; i++) sig[i] = z[2 * (size_t)(i + bias) + p];
-      fsvc_f0i_four_events(sig, ylen, afs, &ev);
+      if (fsvc_f0i_four_events(sig, ylen, afs, &ev) != 0) goto done;
       candidate_contour(&ev, boundary[c + p], f0_floor, f0_ceil, times, f0_length, tmp4, v);
       official_add_band(off, c + p, nch, v, f0_length);
     }
@@ -507,7 +508,7 @@ static int harvest_body(const double *x, int xlen, int fs, double f0_floor, doub
   if (nc > 0) {
     cand = (double *)calloc((size_t)f0_length * nc, sizeof(double));
     score = (double *)calloc((size_t)f0_length * nc, sizeof(double));
-    tmp_cand = (double *)malloc(sizeof(double) * (size_t)f0_length * nc);
+    tmp_cand = (double *)malloc(sizeof(double) * 2 * (size_t)nc);
     if (!cand || !score || !tmp_cand) goto done;
     for (int i = 0; i < f0_length; i++)
       for (int k = 0; k < off.count[i]; k++)
@@ -545,21 +546,28 @@ static int harvest_body(const double *x, int xlen, int fs, double f0_floor, doub
       *sc = s;
     }
   }
-  /* candidates without a close (5%) candidate in either neighbouring frame are dropped */
-  if (nc > 0) {
-    memcpy(tmp_cand, cand, sizeof(double) * (size_t)f0_length * nc);
-    for (int i = 1; i < f0_length - 1; i++)
+  /* candidates without a close (5%) candidate in either neighbouring frame are dropped (the
+   * neighbours as they were before this pass: row i-1 is kept in prev_row) */
+  if (nc > 0 && f0_length > 2) {
+    double *prev_row = tmp_cand, *cur_row = tmp_cand + nc;
+    memcpy(prev_row, cand, sizeof(double) * (size_t)nc);
+    for (int i = 1; i < f0_length - 1; i++) {
+      memcpy(cur_row, cand + (size_t)i * nc, sizeof(double) * (size_t)nc);
       for (int j = 0; j < nc; j++) {
         double ref = cand[(size_t)i * nc + j];
         if (ref == 0) continue;
         double e1, e2;
-        select_best(ref, tmp_cand + (size_t)(i + 1) * nc, nc, 1.0, &e1);
-        select_best(ref, tmp_cand + (size_t)(i - 1) * nc, nc, 1.0, &e2);
+        select_best(ref, cand + (size_t)(i + 1) * nc, nc, 1.0, &e1);
+        select_best(ref, prev_row, nc, 1.0, &e2);
         double emin = e1 < e2 ? e1 : e2;
         if (emin <= 0.05) continue;
         cand[(size_t)i * nc + j] = 0;
         score[(size_t)i * nc + j] = 0;
       }
+      double *t = prev_row;
+      prev_row = cur_row;
+      cur_row = t;
+    }
   }
 
   /* 5. contour */
