@@ -444,8 +444,8 @@ int fsvc_f0i_check_signal(const char *who, const double *x, int64_t n, int sampl
 int fsvc_f0i_check_options(const char *who, const void *opts, int sample_rate, char *errbuf,
                            size_t errlen) {
   const fsvc_f0_options *o = (const fsvc_f0_options *)opts;
-  if (!(isfinite(o->f0_floor) && o->f0_floor > 0.0)) {
-    fsvc_f0i_error(errbuf, errlen, "%s: f0_floor must be > 0 (got %g)", who, o->f0_floor);
+  if (!(isfinite(o->f0_floor) && o->f0_floor >= 1.0)) {
+    fsvc_f0i_error(errbuf, errlen, "%s: f0_floor must be >= 1 Hz (got %g)", who, o->f0_floor);
     return -1;
   }
   if (!(isfinite(o->f0_ceil) && o->f0_ceil > o->f0_floor)) {

@@ -39,7 +39,7 @@ void fsvc_f0i_fft_forward_br(const fsvc_f0i_fft *p, double *z);
 void fsvc_f0i_fft_inverse_br(const fsvc_f0i_fft *p, double *z);
 
 /* ---- signal helpers --------------------------------------------------------------------------- */
-/* Nuttall window (4-term, continuous first derivative) of length n, periodic over n-1. */
+/* Nuttall window (4-term, continuous first derivative), symmetric, of length n. */
 void fsvc_f0i_nuttall(int n, double *w);
 
 /* Decimation by r (1..12) like MATLAB's decimate() with a 3rd-order Chebyshev type I low-pass

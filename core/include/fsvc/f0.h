@@ -23,8 +23,8 @@ extern "C" {
 #endif
 
 typedef struct {
-  double f0_floor;           /* Hz, lowest F0 searched (default 71) */
-  double f0_ceil;            /* Hz, highest F0 searched (default 800) */
+  double f0_floor;           /* Hz, lowest F0 searched (default 71; must be >= 1) */
+  double f0_ceil;            /* Hz, highest F0 searched (default 800; > f0_floor, <= fs/2) */
   double frame_period_ms;    /* frame hop in milliseconds (default 5) */
   double allowed_range;      /* DIO only: allowed relative F0 jump between frames (default 0.1) */
   double channels_in_octave; /* DIO only: filter bands per octave (default 2) */
