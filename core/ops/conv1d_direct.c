@@ -271,7 +271,8 @@ int nn_conv1d_direct_wgrad_short_f32(int64_t B, int64_t groups, int64_t Cin_g, i
       int64_t lo = shift < 0 ? -shift : 0, hi = Tx - shift < Ty ? Tx - shift : Ty;
       int64_t co0 = blk * DIRECT_MR, rows = Cout_g - co0 < DIRECT_MR ? Cout_g - co0 : DIRECT_MR;
       int64_t c0 = ct * DIRECT_NR, n = Cin_g - c0 < DIRECT_NR ? Cin_g - c0 : DIRECT_NR;
-      float *out = sk + (k * Cout_g + co0) * Cin_g;
+      /* with one tap, [K, Cout, Cin] is gw's own layout: write it in place */
+      float *out = (K == 1 ? gw + g * Cout_g * Cin_g : sk) + (k * Cout_g + co0) * Cin_g;
       if (hi <= lo) { /* this tap never sees the input: zero gradient */
         for (int64_t r = 0; r < rows; r++) memset(out + r * Cin_g + c0, 0, sizeof(float) * n);
         continue;
@@ -285,6 +286,7 @@ int nn_conv1d_direct_wgrad_short_f32(int64_t B, int64_t groups, int64_t Cin_g, i
       }
     }
     /* gw[g*Cout_g + co][ci][k] = sk[k][co][ci] */
+    if (K == 1) continue;
     float *gwg = gw + g * Cout_g * Cin_g * K;
 #pragma omp parallel for if (ns > 65536)
     for (int64_t co = 0; co < Cout_g; co++)

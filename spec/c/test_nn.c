@@ -125,6 +125,7 @@ static void test_convs(void) {
        * of the 32-step tiles, padding larger than the span, groups, 1x1 */
       {2, 16, 20, 3, 45, 1, 2, 3, 1}, {1, 24, 24, 5, 70, 1, 40, 9, 1}, {2, 32, 16, 3, 33, 1, 1, 1, 2},
       {1, 13, 25, 1, 100, 1, 0, 1, 1}, {3, 9, 40, 2, 31, 1, 1, 1, 1}, {1, 16, 12, 3, 300, 1, 27, 27, 1},
+      {2, 20, 10, 1, 37, 1, 0, 1, 1}, {2, 40, 24, 1, 37, 1, 0, 1, 2}, {1, 64, 24, 5, 50, 1, 0, 9, 1},
   };
   for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
     if (cases[i].d * (cases[i].K - 1) + 1 <= cases[i].T + 2 * cases[i].p) {
