@@ -15,7 +15,12 @@
  *     about 1000/floor ms), and voiced runs are extended forwards then backwards through the
  *     candidate closest to a linear prediction.
  *  4. StoneMask refines every voiced frame (see stonemask.c). */
-#pragma GCC optimize("fp-contract=off") /* keep the reference's rounding (no FMA fusion) */
+/* Keep the reference's rounding: no fusion of a*b+c into FMA instructions. */
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#elif defined(__GNUC__)
+#pragma GCC optimize("fp-contract=off")
+#endif
 #include "fsvc/f0.h"
 #include "dsp/f0_common.h"
 

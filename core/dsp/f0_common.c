@@ -1,6 +1,11 @@
 /* Shared helpers for the F0 estimators: windows, decimation, zero-crossing events,
  * interpolation, instantaneous-frequency analysis and argument checks. */
-#pragma GCC optimize("fp-contract=off") /* keep the rounding of the reference (no FMA fusion) */
+/* Keep the reference's rounding: no fusion of a*b+c into FMA instructions. */
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#elif defined(__GNUC__)
+#pragma GCC optimize("fp-contract=off")
+#endif
 #include "dsp/f0_common.h"
 #include "fsvc/f0.h"
 

@@ -17,7 +17,12 @@
  *     short voiced runs removed, voiced runs extended through candidates that continue them (and
  *     overlapping runs merged by score), short unvoiced gaps bridged, and each voiced run smoothed
  *     with a zero-phase 2nd-order Butterworth low-pass (30 Hz at the 1 kHz frame rate). */
-#pragma GCC optimize("fp-contract=off") /* keep the reference's rounding (no FMA fusion) */
+/* Keep the reference's rounding: no fusion of a*b+c into FMA instructions. */
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#elif defined(__GNUC__)
+#pragma GCC optimize("fp-contract=off")
+#endif
 #include "fsvc/f0.h"
 #include "dsp/f0_common.h"
 

@@ -7,7 +7,12 @@
  * f = bin*fs/N + Im(X_dw * conj(X_w)) / |X_w|^2 * fs / (2 pi). The refined F0 is the
  * amplitude-weighted mean of f_k / k, first over 2 harmonics of the initial F0, then over 6
  * harmonics of that tentative value. Corrections over 20% fall back to the initial F0. */
-#pragma GCC optimize("fp-contract=off") /* keep the reference's rounding (no FMA fusion) */
+/* Keep the reference's rounding: no fusion of a*b+c into FMA instructions. */
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#elif defined(__GNUC__)
+#pragma GCC optimize("fp-contract=off")
+#endif
 #include "fsvc/f0.h"
 #include "dsp/f0_common.h"
 
