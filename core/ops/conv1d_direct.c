@@ -255,7 +255,7 @@ int nn_conv1d_direct_wgrad_short_f32(int64_t B, int64_t groups, int64_t Cin_g, i
   int64_t nblk = (Cout_g + DIRECT_MR - 1) / DIRECT_MR, nct = (Cin_g + DIRECT_NR - 1) / DIRECT_NR;
   for (int64_t g = 0; g < groups; g++) {
     /* xt[b][t][ci] = x[b, g*Cin_g + ci, t] */
-#pragma omp parallel for if (nxt > 65536)
+#pragma omp parallel for if (nxt > 16384)
     for (int64_t bt = 0; bt < B * Tx; bt++) {
       int64_t b = bt / Tx, t = bt % Tx;
       const float *xs = x + (b * groups + g) * Cin_g * Tx + t;
