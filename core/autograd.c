@@ -243,9 +243,36 @@ bad:
 /* ---- the engine ----------------------------------------------------------------------------- */
 static uint64_t engine_epoch = 0;
 
+/* slot += g in place when nobody else can see slot's memory (the common case in a training
+ * loop: .grad from the previous step was zeroed or accumulates micro-batches). */
+static int add_in_place_if_private(fsvc_tensor *slot, const fsvc_tensor *g) {
+  if (slot->refcount != 1 || !slot->storage || slot->storage->refcount != 1 ||
+      slot->storage->release || !fsvc_is_contiguous(slot) || !fsvc_same_shape(slot, g) ||
+      slot->dtype != g->dtype || !fsvc_is_contiguous(g) ||
+      (slot->dtype != FSVC_FLOAT32 && slot->dtype != FSVC_FLOAT64))
+    return 0;
+  int64_t n = fsvc_numel(slot);
+  if (slot->dtype == FSVC_FLOAT32) {
+    float *o = fsvc_data(slot);
+    const float *p = fsvc_data(g);
+#pragma omp parallel for schedule(static) if (n > (1 << 18))
+    for (int64_t i = 0; i < n; i++) o[i] += p[i];
+  } else {
+    double *o = fsvc_data(slot);
+    const double *p = fsvc_data(g);
+#pragma omp parallel for schedule(static) if (n > (1 << 18))
+    for (int64_t i = 0; i < n; i++) o[i] += p[i];
+  }
+  return 1;
+}
+
 static int accumulate(fsvc_tensor **slot, fsvc_tensor *g /* consumed */) {
   if (!*slot) {
     *slot = g;
+    return 0;
+  }
+  if (add_in_place_if_private(*slot, g)) {
+    fsvc_tensor_release(g);
     return 0;
   }
   fsvc_tensor *sum = fsvc_add_same_shape_raw(*slot, g);
