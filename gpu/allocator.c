@@ -1,0 +1,151 @@
+/* Caching device allocator. cudaMalloc/cudaFree synchronise the device and cost tens of
+ * microseconds, and a training step frees and reallocates the same activation sizes every
+ * iteration, so freed blocks are kept in per-(device, stream, size class) free lists and handed
+ * out again: in steady state no cudaMalloc happens (n_cuda_malloc stays flat; the specs check it).
+ *
+ * Size classes: 512-byte multiples below 1 MiB, then four steps per power of two (at most 25%
+ * waste). A block freed by a tensor goes back to the list of the stream it was allocated on;
+ * kernels are stream-ordered, so reuse on the same stream needs no event. When cudaMalloc fails,
+ * every cached block is released and the call retried once. */
+#include <cuda_runtime.h>
+#include <pthread.h>
+#include <stdlib.h>
+
+#include "fsvc/error.h"
+#include "gpu_internal.h"
+
+typedef struct block {
+  void *p;
+  size_t size;
+  int device;
+  void *stream;
+  struct block *next;
+} block;
+
+/* live blocks are found again by pointer on release: a small open hash */
+#define LIVE_BUCKETS 4096
+static block *live[LIVE_BUCKETS];
+static block *free_list = NULL; /* cached blocks, newest first */
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static fsvc_gpu_memory_stats stats;
+
+static size_t size_class(size_t n) {
+  if (n == 0) n = 1;
+  if (n < (1u << 20)) return (n + 511) / 512 * 512;
+  size_t pow2 = 1u << 20;
+  while (pow2 < n) pow2 <<= 1;
+  size_t step = pow2 >> 3;
+  return (n + step - 1) / step * step;
+}
+
+static unsigned hash_ptr(const void *p) { return (unsigned)(((uintptr_t)p >> 9) % LIVE_BUCKETS); }
+
+static void release_cached_locked(void) {
+  block *b = free_list;
+  free_list = NULL;
+  while (b) {
+    block *next = b->next;
+    int prev = -1;
+    cudaGetDevice(&prev);
+    cudaSetDevice(b->device);
+    cudaFree(b->p);
+    if (prev >= 0) cudaSetDevice(prev);
+    stats.reserved -= (int64_t)b->size;
+    free(b);
+    b = next;
+  }
+}
+
+void *fsvc_gpu_alloc(int device, size_t nbytes) {
+  size_t size = size_class(nbytes);
+  void *stream = fsvc_gpu_stream();
+  pthread_mutex_lock(&lock);
+  block **pp = &free_list, *b = NULL;
+  for (; *pp; pp = &(*pp)->next) {
+    if ((*pp)->size == size && (*pp)->device == device && (*pp)->stream == stream) {
+      b = *pp;
+      *pp = b->next;
+      stats.n_cache_hits++;
+      break;
+    }
+  }
+  if (!b) {
+    void *p = NULL;
+    int prev = -1;
+    cudaGetDevice(&prev);
+    if (prev != device) cudaSetDevice(device);
+    cudaError_t e = cudaMalloc(&p, size);
+    if (e != cudaSuccess) { /* out of memory: give the cache back to the driver and retry */
+      (void)cudaGetLastError();
+      release_cached_locked();
+      e = cudaMalloc(&p, size);
+    }
+    if (prev >= 0 && prev != device) cudaSetDevice(prev);
+    if (e != cudaSuccess) {
+      (void)cudaGetLastError();
+      pthread_mutex_unlock(&lock);
+      fsvc_set_error("cuda: out of device memory allocating %zu bytes on cuda:%d (%lld in use, "
+                     "%lld reserved): %s", nbytes, device, (long long)stats.allocated,
+                     (long long)stats.reserved, cudaGetErrorString(e));
+      return NULL;
+    }
+    b = malloc(sizeof *b);
+    if (!b) {
+      cudaFree(p);
+      pthread_mutex_unlock(&lock);
+      fsvc_set_error("cuda: out of host memory");
+      return NULL;
+    }
+    b->p = p;
+    b->size = size;
+    b->device = device;
+    b->stream = stream;
+    stats.n_cuda_malloc++;
+    stats.reserved += (int64_t)size;
+  }
+  unsigned h = hash_ptr(b->p);
+  b->next = live[h];
+  live[h] = b;
+  stats.n_alloc++;
+  stats.allocated += (int64_t)b->size;
+  if (stats.allocated > stats.peak_allocated) stats.peak_allocated = stats.allocated;
+  void *p = b->p;
+  pthread_mutex_unlock(&lock);
+  return p;
+}
+
+void fsvc_gpu_release(void *owner, void *p, size_t nbytes) {
+  (void)owner;
+  (void)nbytes;
+  if (!p) return;
+  pthread_mutex_lock(&lock);
+  block **pp = &live[hash_ptr(p)];
+  while (*pp && (*pp)->p != p) pp = &(*pp)->next;
+  block *b = *pp;
+  if (b) {
+    *pp = b->next;
+    stats.allocated -= (int64_t)b->size;
+    b->next = free_list;
+    free_list = b;
+  }
+  pthread_mutex_unlock(&lock);
+}
+
+void fsvc_gpu_memory_stats_get(fsvc_gpu_memory_stats *s) {
+  pthread_mutex_lock(&lock);
+  *s = stats;
+  pthread_mutex_unlock(&lock);
+}
+
+void fsvc_gpu_memory_reset_peak(void) {
+  pthread_mutex_lock(&lock);
+  stats.peak_allocated = stats.allocated;
+  pthread_mutex_unlock(&lock);
+}
+
+void fsvc_gpu_empty_cache(void) {
+  pthread_mutex_lock(&lock);
+  if (fsvc_gpu_device_count() > 0) cudaDeviceSynchronize(); /* blocks may still be in use by queued kernels */
+  release_cached_locked();
+  pthread_mutex_unlock(&lock);
+}

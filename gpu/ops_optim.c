@@ -1,0 +1,134 @@
+/* Optimiser steps and random fills on CUDA tensors (the fused kernels of fused_optim.cu and the
+ * Philox generator of random.cu). fsvc_adam_step_ on a CUDA parameter runs the multi-tensor kernel
+ * on a list of one; fsvc_gpu_adam_step_list updates a whole parameter list in one launch. */
+#include <stdlib.h>
+
+#include "gpu_ops.h"
+
+static int check_state(const char *op, const fsvc_tensor *param, const fsvc_tensor *t, const char *name) {
+  char a[96], b[96];
+  if (fsvc_gpu_check_tensor(op, t, name) != 0) return -1;
+  if (!fsvc_same_shape(param, t) || t->dtype != param->dtype || !fsvc_is_contiguous(t)) {
+    fsvc_set_error("%s: %s %s must be a contiguous %s tensor of the parameter's shape %s", op, name,
+                   fsvc_shape_str(t, a, sizeof a), fsvc_dtype_name(param->dtype), fsvc_shape_str(param, b, sizeof b));
+    return -1;
+  }
+  return 0;
+}
+
+static fsvc_tensor *param_grad(const char *op, fsvc_tensor *param, const fsvc_tensor *grad) {
+  char a[96], b[96];
+  if (fsvc_gpu_check_tensor(op, param, "parameter") != 0 || fsvc_gpu_check_tensor(op, grad, "gradient") != 0) return NULL;
+  if ((param->dtype != FSVC_FLOAT32 && param->dtype != FSVC_FLOAT64) || !fsvc_is_contiguous(param)) {
+    fsvc_set_error("%s: parameters must be contiguous float32 or float64", op);
+    return NULL;
+  }
+  if (!fsvc_same_shape(param, grad)) {
+    fsvc_set_error("%s: gradient %s and parameter %s differ in shape", op, fsvc_shape_str(grad, a, sizeof a),
+                   fsvc_shape_str(param, b, sizeof b));
+    return NULL;
+  }
+  return fsvc_gpu_contig_as(grad, param->dtype);
+}
+
+int fsvc_gpu_adam_step_list(int n, fsvc_tensor **params, const fsvc_tensor **grads, fsvc_tensor **exp_avg,
+                            fsvc_tensor **exp_avg_sq, fsvc_tensor **max_exp_avg_sq, const fsvc_adam_params *h) {
+  fsvc_gpu_adam_tensor *list = calloc((size_t)(n > 0 ? n : 1), sizeof *list);
+  fsvc_tensor **gs = calloc((size_t)(n > 0 ? n : 1), sizeof *gs);
+  int rc = list && gs ? 0 : -1;
+  if (rc) fsvc_set_error("adam: out of memory");
+  fsvc_dtype dt = n > 0 && params[0] ? params[0]->dtype : FSVC_FLOAT32;
+  for (int i = 0; i < n && rc == 0; i++) {
+    gs[i] = param_grad("adam", params[i], grads[i]);
+    if (!gs[i] || check_state("adam", params[i], exp_avg[i], "exp_avg") != 0 ||
+        check_state("adam", params[i], exp_avg_sq[i], "exp_avg_sq") != 0 ||
+        (max_exp_avg_sq && max_exp_avg_sq[i] && check_state("adam", params[i], max_exp_avg_sq[i], "max_exp_avg_sq") != 0)) {
+      rc = -1;
+      break;
+    }
+    if (params[i]->dtype != dt) { fsvc_set_error("adam: parameters of one list must share a dtype"); rc = -1; break; }
+    list[i].param = fsvc_data(params[i]);
+    list[i].grad = fsvc_data(gs[i]);
+    list[i].exp_avg = fsvc_data(exp_avg[i]);
+    list[i].exp_avg_sq = fsvc_data(exp_avg_sq[i]);
+    list[i].max_exp_avg_sq = max_exp_avg_sq && max_exp_avg_sq[i] ? fsvc_data(max_exp_avg_sq[i]) : NULL;
+    list[i].n = fsvc_numel(params[i]);
+  }
+  if (rc == 0)
+    rc = fsvc_gpu_adam_launch(dt, list, n, h->lr, h->beta1, h->beta2, h->eps, h->weight_decay, h->step,
+                              h->maximize, h->decoupled);
+  for (int i = 0; gs && i < n; i++) fsvc_tensor_release(gs[i]);
+  free(gs);
+  free(list);
+  return rc;
+}
+
+static int gpu_adam_step_(fsvc_tensor *param, const fsvc_tensor *grad, fsvc_tensor *exp_avg, fsvc_tensor *exp_avg_sq,
+                          fsvc_tensor *max_exp_avg_sq, const fsvc_adam_params *h) {
+  if (!h) { fsvc_set_error("adam: missing hyper-parameters"); return -1; }
+  return fsvc_gpu_adam_step_list(1, &param, &grad, &exp_avg, &exp_avg_sq, max_exp_avg_sq ? &max_exp_avg_sq : NULL, h);
+}
+
+static int gpu_sgd_step_(fsvc_tensor *param, const fsvc_tensor *grad, fsvc_tensor *buf, const fsvc_sgd_params *h) {
+  if (!h) { fsvc_set_error("sgd: missing hyper-parameters"); return -1; }
+  fsvc_tensor *g = param_grad("sgd", param, grad);
+  if (!g) return -1;
+  if (buf && check_state("sgd", param, buf, "momentum_buffer") != 0) { fsvc_tensor_release(g); return -1; }
+  int rc = fsvc_gpu_sgd_launch(param->dtype, fsvc_data(param), fsvc_data(g), buf ? fsvc_data(buf) : NULL,
+                               fsvc_numel(param), h->lr, h->momentum, h->dampening, h->weight_decay, h->nesterov,
+                               h->maximize, h->first_step);
+  fsvc_tensor_release(g);
+  return rc;
+}
+
+/* Scales the gradients (contiguous, one float dtype) so that their joint 2-norm is <= max_norm;
+ * returns the norm before clipping in *total. */
+int fsvc_gpu_clip_grad_norm_(int n, fsvc_tensor **grads, double max_norm, double *total) {
+  void **bufs = calloc((size_t)(n > 0 ? n : 1), sizeof *bufs);
+  int64_t *ns = calloc((size_t)(n > 0 ? n : 1), sizeof *ns);
+  int rc = bufs && ns ? 0 : -1;
+  fsvc_dtype dt = n > 0 && grads[0] ? grads[0]->dtype : FSVC_FLOAT32;
+  for (int i = 0; i < n && rc == 0; i++) {
+    if (fsvc_gpu_check_tensor("clip_grad_norm_", grads[i], "gradient") != 0 || !fsvc_is_contiguous(grads[i]) ||
+        grads[i]->dtype != dt || (dt != FSVC_FLOAT32 && dt != FSVC_FLOAT64)) {
+      if (grads[i] && grads[i]->storage) fsvc_set_error("clip_grad_norm_: gradients must be contiguous float32/float64 of one dtype");
+      rc = -1;
+      break;
+    }
+    bufs[i] = fsvc_data(grads[i]);
+    ns[i] = fsvc_numel(grads[i]);
+  }
+  if (rc == 0) rc = fsvc_gpu_clip_grad_norm_launch(dt, (void *const *)bufs, ns, n, max_norm, total);
+  free(bufs);
+  free(ns);
+  return rc;
+}
+
+static int random_fill(fsvc_tensor *t, int normal, double a, double b, const char *op) {
+  if (fsvc_gpu_check_tensor(op, t, "self") != 0) return -1;
+  if (t->dtype != FSVC_FLOAT32 && t->dtype != FSVC_FLOAT64) {
+    fsvc_set_error("%s: needs a float32 or float64 tensor on CUDA, got %s", op, fsvc_dtype_name(t->dtype));
+    return -1;
+  }
+  if (fsvc_is_contiguous(t)) return fsvc_gpu_random_launch(fsvc_data(t), t->dtype, fsvc_numel(t), normal, a, b);
+  fsvc_tensor *c = fsvc_empty_on(t->ndim, t->shape, t->dtype, t->storage->device);
+  int rc = c ? fsvc_gpu_random_launch(fsvc_data(c), c->dtype, fsvc_numel(c), normal, a, b) : -1;
+  if (rc == 0) rc = fsvc_copy_(t, c);
+  fsvc_tensor_release(c);
+  return rc;
+}
+static int gpu_uniform_(fsvc_tensor *t, double lo, double hi, fsvc_generator *g) {
+  (void)g; /* the CPU generator does not drive the GPU: seed with fsvc.cuda.manual_seed */
+  return random_fill(t, 0, lo, hi, "uniform_");
+}
+static int gpu_normal_(fsvc_tensor *t, double mean, double std, fsvc_generator *g) {
+  (void)g;
+  return random_fill(t, 1, mean, std, "normal_");
+}
+
+void fsvc_gpu_fill_optim(fsvc_cuda_op_table *t) {
+  t->adam_step_ = gpu_adam_step_;
+  t->sgd_step_ = gpu_sgd_step_;
+  t->uniform_ = gpu_uniform_;
+  t->normal_ = gpu_normal_;
+}

@@ -1,0 +1,281 @@
+// Reductions over the generic [outer, R, inner] layout of a contiguous input (the host side
+// permutes/merges dims into it): sum, mean, var, p-norm, max/min with first index, logsumexp;
+// softmax / log_softmax and their backward; cumsum; topk for small k.
+//
+// Two kernels cover every shape: when inner == 1 (the reduced dims are last, the common case) a
+// block of 256 threads reduces one row with a shared-memory tree; otherwise one thread per output
+// walks R (reads are coalesced across inner). Float32 accumulates in double, as the CPU does, so
+// results agree to ~1e-7 relative.
+#include <math.h>
+
+#include "gpu_common.cuh"
+
+using namespace fsvc_gpu;
+
+namespace {
+
+struct Extremum {
+  double v;
+  int64_t i;
+};
+
+// a better than b for max (largest) or min; NaN wins (propagates); ties keep the first index
+__device__ __forceinline__ bool better(double a, int64_t ai, double b, int64_t bi, bool largest) {
+  if (a != a) return b == b || ai < bi;
+  if (b != b) return false;
+  if (a == b) return ai < bi;
+  return largest ? a > b : a < b;
+}
+
+__device__ double block_sum(double v, double *shm) {
+  shm[threadIdx.x] = v;
+  __syncthreads();
+  for (int s = blockDim.x / 2; s > 0; s >>= 1) {
+    if ((int)threadIdx.x < s) shm[threadIdx.x] += shm[threadIdx.x + s];
+    __syncthreads();
+  }
+  double r = shm[0];
+  __syncthreads();
+  return r;
+}
+
+__device__ Extremum block_best(Extremum e, Extremum *shm, bool largest) {
+  shm[threadIdx.x] = e;
+  __syncthreads();
+  for (int s = blockDim.x / 2; s > 0; s >>= 1) {
+    if ((int)threadIdx.x < s) {
+      Extremum o = shm[threadIdx.x + s];
+      if (better(o.v, o.i, shm[threadIdx.x].v, shm[threadIdx.x].i, largest)) shm[threadIdx.x] = o;
+    }
+    __syncthreads();
+  }
+  Extremum r = shm[0];
+  __syncthreads();
+  return r;
+}
+
+// One block per row (inner == 1). Threads stride over R; results written by thread 0.
+template <typename T>
+__global__ void reduce_rows_kernel(int op, T *out, int64_t *idx, const T *x, int64_t r, double p) {
+  __shared__ double shm[kThreads];
+  __shared__ Extremum shx[kThreads];
+  const T *row = x + (int64_t)blockIdx.x * r;
+  double res = 0;
+  if (op == FSVC_GPU_RED_MAX || op == FSVC_GPU_RED_MIN || op == FSVC_GPU_RED_LOGSUMEXP ||
+      (op == FSVC_GPU_RED_NORM && isinf(p))) {
+    bool largest = op != FSVC_GPU_RED_MIN;
+    bool absval = op == FSVC_GPU_RED_NORM;
+    Extremum e = {largest ? -INFINITY : INFINITY, r};
+    for (int64_t j = threadIdx.x; j < r; j += blockDim.x) {
+      double v = (double)load(row + j);
+      if (absval) v = fabs(v);
+      if (better(v, j, e.v, e.i, largest)) { e.v = v; e.i = j; }
+    }
+    e = block_best(e, shx, largest);
+    res = e.v;
+    if (op == FSVC_GPU_RED_LOGSUMEXP) {
+      double m = isinf(e.v) ? 0.0 : e.v;
+      double s = 0;
+      for (int64_t j = threadIdx.x; j < r; j += blockDim.x) s += exp((double)load(row + j) - m);
+      s = block_sum(s, shm);
+      res = m + log(s);
+    }
+    if (threadIdx.x == 0 && idx) idx[blockIdx.x] = e.i;
+  } else {
+    double s = 0;
+    for (int64_t j = threadIdx.x; j < r; j += blockDim.x) {
+      double v = (double)load(row + j);
+      s += op == FSVC_GPU_RED_NORM ? (p == 2 ? v * v : pow(fabs(v), p)) : v;
+    }
+    s = block_sum(s, shm);
+    if (op == FSVC_GPU_RED_SUM) res = s;
+    else if (op == FSVC_GPU_RED_MEAN) res = s / (double)r;
+    else if (op == FSVC_GPU_RED_NORM) res = p == 2 ? sqrt(s) : pow(s, 1.0 / p);
+    else {  // var: second pass around the mean (stable, like the CPU)
+      double mean = s / (double)r, q = 0;
+      for (int64_t j = threadIdx.x; j < r; j += blockDim.x) {
+        double d = (double)load(row + j) - mean;
+        q += d * d;
+      }
+      q = block_sum(q, shm);
+      res = q / ((double)r - p);
+    }
+  }
+  if (threadIdx.x == 0) store(out + blockIdx.x, (typename Acc<T>::type)res);
+}
+
+// One thread per output (outer * inner of them), walking R with stride inner.
+template <typename T>
+__global__ void reduce_cols_kernel(int op, T *out, int64_t *idx, const T *x, int64_t outer, int64_t r,
+                                   int64_t inner, double p) {
+  FSVC_GRID_LOOP(o, outer * inner) {
+    int64_t oi = o / inner, ii = o % inner;
+    const T *base = x + oi * r * inner + ii;
+    double res = 0;
+    if (op == FSVC_GPU_RED_MAX || op == FSVC_GPU_RED_MIN || op == FSVC_GPU_RED_LOGSUMEXP ||
+        (op == FSVC_GPU_RED_NORM && isinf(p))) {
+      bool largest = op != FSVC_GPU_RED_MIN;
+      double best = largest ? -INFINITY : INFINITY;
+      int64_t bi = r;
+      for (int64_t j = 0; j < r; j++) {
+        double v = (double)load(base + j * inner);
+        if (op == FSVC_GPU_RED_NORM) v = fabs(v);
+        if (better(v, j, best, bi, largest)) { best = v; bi = j; }
+      }
+      res = best;
+      if (op == FSVC_GPU_RED_LOGSUMEXP) {
+        double m = isinf(best) ? 0.0 : best, s = 0;
+        for (int64_t j = 0; j < r; j++) s += exp((double)load(base + j * inner) - m);
+        res = m + log(s);
+      }
+      if (idx) idx[o] = bi;
+    } else {
+      double s = 0;
+      for (int64_t j = 0; j < r; j++) {
+        double v = (double)load(base + j * inner);
+        s += op == FSVC_GPU_RED_NORM ? (p == 2 ? v * v : pow(fabs(v), p)) : v;
+      }
+      if (op == FSVC_GPU_RED_SUM) res = s;
+      else if (op == FSVC_GPU_RED_MEAN) res = s / (double)r;
+      else if (op == FSVC_GPU_RED_NORM) res = p == 2 ? sqrt(s) : pow(s, 1.0 / p);
+      else {
+        double mean = s / (double)r, q = 0;
+        for (int64_t j = 0; j < r; j++) {
+          double d = (double)load(base + j * inner) - mean;
+          q += d * d;
+        }
+        res = q / ((double)r - p);
+      }
+    }
+    store(out + o, (typename Acc<T>::type)res);
+  }
+}
+
+}  // namespace
+
+extern "C" int fsvc_gpu_reduce_launch(fsvc_gpu_reduce_op op, fsvc_dtype dt, void *out, int64_t *idx,
+                                      const void *x, int64_t outer, int64_t r, int64_t inner,
+                                      double p) {
+  if (outer * inner == 0) return 0;
+  if (inner == 1 && r >= 64 && outer <= 2147483647LL) {
+    FSVC_DISPATCH_ALL(dt, reduce_rows_kernel<<<(unsigned)outer, kThreads, 0, stream()>>>(
+                              (int)op, (T *)out, idx, (const T *)x, r, p));
+  } else {
+    FSVC_DISPATCH_ALL(dt, reduce_cols_kernel<<<blocks_for(outer * inner), kThreads, 0, stream()>>>(
+                              (int)op, (T *)out, idx, (const T *)x, outer, r, inner, p));
+  }
+  return fsvc_gpu_check_launch("reduction");
+}
+
+// ---- softmax: one thread per (outer, inner) line; three passes over R ---------------------------
+namespace {
+template <typename T>
+__global__ void softmax_kernel(T *y, const T *x, int64_t outer, int64_t r, int64_t inner, int logf) {
+  FSVC_GRID_LOOP(o, outer * inner) {
+    int64_t base = (o / inner) * r * inner + o % inner;
+    double m = -INFINITY;
+    for (int64_t j = 0; j < r; j++) m = fmax(m, (double)load(x + base + j * inner));
+    if (isinf(m)) m = 0;
+    double s = 0;
+    for (int64_t j = 0; j < r; j++) s += exp((double)load(x + base + j * inner) - m);
+    double ls = log(s);
+    for (int64_t j = 0; j < r; j++) {
+      double v = (double)load(x + base + j * inner) - m;
+      store(y + base + j * inner, (typename Acc<T>::type)(logf ? v - ls : exp(v - ls)));
+    }
+  }
+}
+
+template <typename T>
+__global__ void softmax_backward_kernel(T *gx, const T *g, const T *y, int64_t outer, int64_t r,
+                                        int64_t inner, int logf) {
+  FSVC_GRID_LOOP(o, outer * inner) {
+    int64_t base = (o / inner) * r * inner + o % inner;
+    double s = 0;
+    for (int64_t j = 0; j < r; j++) {
+      int64_t k = base + j * inner;
+      s += logf ? (double)load(g + k) : (double)load(g + k) * (double)load(y + k);
+    }
+    for (int64_t j = 0; j < r; j++) {
+      int64_t k = base + j * inner;
+      double gv = (double)load(g + k), yv = (double)load(y + k);
+      store(gx + k, (typename Acc<T>::type)(logf ? gv - exp(yv) * s : yv * (gv - s)));
+    }
+  }
+}
+
+template <typename T>
+__global__ void cumsum_kernel(T *y, const T *x, int64_t outer, int64_t r, int64_t inner, int reverse) {
+  FSVC_GRID_LOOP(o, outer * inner) {
+    int64_t base = (o / inner) * r * inner + o % inner;
+    double s = 0;
+    for (int64_t jj = 0; jj < r; jj++) {
+      int64_t j = reverse ? r - 1 - jj : jj;
+      s += (double)load(x + base + j * inner);
+      store(y + base + j * inner, (typename Acc<T>::type)s);
+    }
+  }
+}
+
+// topk for k <= 64: each thread keeps a sorted list of the k best (value, index) of its line.
+template <typename T>
+__global__ void topk_kernel(T *vals, int64_t *idx, const T *x, int64_t outer, int64_t r, int64_t inner,
+                            int k, int largest) {
+  FSVC_GRID_LOOP(o, outer * inner) {
+    int64_t oi = o / inner, ii = o % inner;
+    int64_t base = oi * r * inner + ii;
+    double bv[64];
+    int64_t bi[64];
+    int len = 0;
+    for (int64_t j = 0; j < r; j++) {
+      double v = (double)load(x + base + j * inner);
+      if (len == k && !better(v, j, bv[k - 1], bi[k - 1], largest != 0)) continue;
+      int pos = len < k ? len++ : k - 1;
+      while (pos > 0 && better(v, j, bv[pos - 1], bi[pos - 1], largest != 0)) {
+        bv[pos] = bv[pos - 1];
+        bi[pos] = bi[pos - 1];
+        pos--;
+      }
+      bv[pos] = v;
+      bi[pos] = j;
+    }
+    int64_t obase = oi * (int64_t)k * inner + ii;
+    for (int j = 0; j < k; j++) {
+      store(vals + obase + j * inner, (typename Acc<T>::type)bv[j]);
+      idx[obase + j * inner] = bi[j];
+    }
+  }
+}
+}  // namespace
+
+extern "C" int fsvc_gpu_softmax_launch(fsvc_dtype dt, void *y, const void *x, int64_t outer, int64_t r,
+                                       int64_t inner, int log) {
+  if (outer * inner * r == 0) return 0;
+  FSVC_DISPATCH_FLOAT(dt, softmax_kernel<<<blocks_for(outer * inner), kThreads, 0, stream()>>>(
+                              (T *)y, (const T *)x, outer, r, inner, log));
+  return fsvc_gpu_check_launch("softmax");
+}
+
+extern "C" int fsvc_gpu_softmax_backward_launch(fsvc_dtype dt, void *gx, const void *g, const void *y,
+                                                int64_t outer, int64_t r, int64_t inner, int log) {
+  if (outer * inner * r == 0) return 0;
+  FSVC_DISPATCH_FLOAT(dt, softmax_backward_kernel<<<blocks_for(outer * inner), kThreads, 0, stream()>>>(
+                              (T *)gx, (const T *)g, (const T *)y, outer, r, inner, log));
+  return fsvc_gpu_check_launch("softmax backward");
+}
+
+extern "C" int fsvc_gpu_cumsum_launch(fsvc_dtype dt, void *y, const void *x, int64_t outer, int64_t r,
+                                      int64_t inner, int reverse) {
+  if (outer * inner * r == 0) return 0;
+  FSVC_DISPATCH_ALL(dt, cumsum_kernel<<<blocks_for(outer * inner), kThreads, 0, stream()>>>(
+                            (T *)y, (const T *)x, outer, r, inner, reverse));
+  return fsvc_gpu_check_launch("cumsum");
+}
+
+extern "C" int fsvc_gpu_topk_launch(fsvc_dtype dt, void *vals, int64_t *idx, const void *x,
+                                    int64_t outer, int64_t r, int64_t inner, int64_t k, int largest) {
+  if (outer * inner * k == 0) return 0;
+  FSVC_DISPATCH_ALL(dt, topk_kernel<<<blocks_for(outer * inner), 128, 0, stream()>>>(
+                            (T *)vals, idx, (const T *)x, outer, r, inner, (int)k, largest));
+  return fsvc_gpu_check_launch("topk");
+}

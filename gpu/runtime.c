@@ -1,0 +1,100 @@
+/* CUDA runtime glue: device queries (cached; a machine without a GPU or driver answers 0 devices
+ * with the runtime's reason), the current stream, events, synchronisation and error messages. */
+#include <cuda_runtime.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "fsvc/error.h"
+#include "gpu_internal.h"
+
+#define MAX_DEVICES 16
+
+static pthread_once_t query_once = PTHREAD_ONCE_INIT;
+static int n_devices = 0;
+static char names[MAX_DEVICES][256];
+static char reason[256] = "";
+
+static void query_devices(void) {
+  int n = 0;
+  cudaError_t e = cudaGetDeviceCount(&n);
+  if (e != cudaSuccess) {
+    snprintf(reason, sizeof reason, "no CUDA device (%s: %s)", cudaGetErrorName(e),
+             cudaGetErrorString(e));
+    (void)cudaGetLastError(); /* clear the sticky-less error so later calls start clean */
+    n_devices = 0;
+    return;
+  }
+  if (n == 0) snprintf(reason, sizeof reason, "no CUDA device found");
+  n_devices = n < MAX_DEVICES ? n : MAX_DEVICES;
+  for (int i = 0; i < n_devices; i++) {
+    struct cudaDeviceProp p;
+    if (cudaGetDeviceProperties(&p, i) == cudaSuccess) snprintf(names[i], sizeof names[i], "%s", p.name);
+    else snprintf(names[i], sizeof names[i], "CUDA device %d", i);
+  }
+}
+
+int fsvc_gpu_device_count(void) {
+  pthread_once(&query_once, query_devices);
+  return n_devices;
+}
+
+const char *fsvc_gpu_device_name(int i) {
+  if (i < 0 || i >= fsvc_gpu_device_count()) return NULL;
+  return names[i];
+}
+
+const char *fsvc_gpu_unavailable_reason(void) {
+  fsvc_gpu_device_count();
+  return reason;
+}
+
+/* One current stream per thread, the legacy default stream (NULL) unless set. */
+static _Thread_local cudaStream_t current_stream = NULL;
+void *fsvc_gpu_stream(void) { return current_stream; }
+void fsvc_gpu_set_stream(void *s) { current_stream = (cudaStream_t)s; }
+
+int fsvc_gpu_check(int code, const char *what) {
+  if (code == 0) return 0;
+  cudaError_t e = (cudaError_t)code;
+  fsvc_set_error("%s: CUDA error %s: %s", what, cudaGetErrorName(e), cudaGetErrorString(e));
+  return -1;
+}
+
+int fsvc_gpu_check_launch(const char *what) { return fsvc_gpu_check((int)cudaGetLastError(), what); }
+
+int fsvc_gpu_synchronize(void) {
+  return fsvc_gpu_check((int)cudaDeviceSynchronize(), "synchronize");
+}
+
+/* ---- streams and events (the Lua binding exposes these) ------------------------------------ */
+void *fsvc_gpu_stream_create(void) {
+  cudaStream_t s = NULL;
+  if (fsvc_gpu_check((int)cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking), "stream") != 0) return NULL;
+  return s;
+}
+void fsvc_gpu_stream_destroy(void *s) {
+  if (s) cudaStreamDestroy((cudaStream_t)s);
+}
+int fsvc_gpu_stream_synchronize(void *s) {
+  return fsvc_gpu_check((int)cudaStreamSynchronize((cudaStream_t)s), "stream synchronize");
+}
+void *fsvc_gpu_event_record(void) {
+  cudaEvent_t e = NULL;
+  if (fsvc_gpu_check((int)cudaEventCreate(&e), "event") != 0) return NULL;
+  if (fsvc_gpu_check((int)cudaEventRecord(e, current_stream), "event record") != 0) {
+    cudaEventDestroy(e);
+    return NULL;
+  }
+  return e;
+}
+/* milliseconds between two recorded events (waits for the second) */
+double fsvc_gpu_event_elapsed_ms(void *start, void *end) {
+  float ms = -1;
+  if (cudaEventSynchronize((cudaEvent_t)end) != cudaSuccess) return -1;
+  if (cudaEventElapsedTime(&ms, (cudaEvent_t)start, (cudaEvent_t)end) != cudaSuccess) return -1;
+  return ms;
+}
+void fsvc_gpu_event_destroy(void *e) {
+  if (e) cudaEventDestroy((cudaEvent_t)e);
+}
