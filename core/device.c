@@ -203,6 +203,7 @@ int fsvc_device_fill_(fsvc_tensor *t, double value) {
 
 fsvc_tensor *fsvc_to_device_raw(const fsvc_tensor *t, fsvc_device d) {
   if (!t || !t->storage) { fsvc_set_error("to: tensor is missing or was freed"); return NULL; }
+  if (d.type == FSVC_CUDA && !backend_for(d, "to")) return NULL;
   fsvc_tensor *out = fsvc_empty_on(t->ndim, t->shape, t->dtype, d);
   if (!out) return NULL;
   if (fsvc_copy_(out, t) != 0) { fsvc_tensor_release(out); return NULL; }

@@ -19,7 +19,7 @@ static void query_devices(void) {
   int n = 0;
   cudaError_t e = cudaGetDeviceCount(&n);
   if (e != cudaSuccess) {
-    snprintf(reason, sizeof reason, "no CUDA device (%s: %s)", cudaGetErrorName(e),
+    snprintf(reason, sizeof reason, "no usable CUDA device or driver (%s: %s)", cudaGetErrorName(e),
              cudaGetErrorString(e));
     (void)cudaGetLastError(); /* clear the sticky-less error so later calls start clean */
     n_devices = 0;

@@ -1,0 +1,311 @@
+/* fsvc.cuda and the device methods of tensors.
+ *
+ *   fsvc.cuda.is_available()  is_built()  device_count()  get_device_name(i=0)
+ *   fsvc.cuda.unavailable_reason()   why is_available() is false ("" when it is true)
+ *   fsvc.cuda.synchronize()  manual_seed(n)  initial_seed()  set_allow_tf32(bool)
+ *   fsvc.cuda.memory_allocated()  memory_reserved()  max_memory_allocated()  memory_stats()
+ *   fsvc.cuda.reset_peak_memory_stats()  empty_cache()
+ *   fsvc.cuda.clip_grad_norm_(grads, max_norm) -> total norm   (CUDA gradients, one launch each)
+ *   fsvc.cuda.event()  -> an opaque event recorded on the current stream;
+ *   fsvc.cuda.elapsed_ms(e0, e1) -> milliseconds between two events
+ *   x:cuda(i=0)  x:cpu()  x:to("cuda" | "cuda:1" | "cpu" | dtype [, dtype])  x.device  x.is_cuda
+ *
+ * Moves are differentiable (the gradient goes back to the source device). Element access (item,
+ * tolist, get, __tostring, ...) on a CUDA tensor copies it to the host first; writes through
+ * set/_set_flat are refused (write on the CPU and move, or use fill_/copy_). Without a GPU, or in
+ * a build without the backend, is_available() is false and x:cuda() raises an error that says
+ * why. */
+#include <string.h>
+
+#include "fsvc/device.h"
+#include "fsvc_lua.h"
+
+#ifdef FSVC_HAVE_CUDA
+#include "../gpu/gpu_internal.h"
+int fsvc_gpu_clip_grad_norm_(int n, fsvc_tensor **grads, double max_norm, double *total);
+void *fsvc_gpu_event_record(void);
+double fsvc_gpu_event_elapsed_ms(void *start, void *end);
+void fsvc_gpu_event_destroy(void *e);
+#endif
+
+/* the binding's userdata holds the tensor pointer as its first field (lua/bind_tensor.c) */
+static fsvc_tensor *peek_tensor(lua_State *L, int idx) {
+  fsvc_tensor **ud = luaL_testudata(L, idx, FSVC_TENSOR_MT);
+  return ud ? *ud : NULL;
+}
+
+/* ---- fsvc.cuda ---------------------------------------------------------------------------------- */
+static int l_is_available(lua_State *L) { lua_pushboolean(L, fsvc_cuda_available()); return 1; }
+static int l_is_built(lua_State *L) { lua_pushboolean(L, fsvc_cuda_built()); return 1; }
+static int l_device_count(lua_State *L) { lua_pushinteger(L, fsvc_cuda_device_count()); return 1; }
+static int l_unavailable_reason(lua_State *L) {
+  lua_pushstring(L, fsvc_cuda_available() ? "" : fsvc_cuda_unavailable_reason());
+  return 1;
+}
+static int l_get_device_name(lua_State *L) {
+  int i = (int)fsvc_lua_opt_int(L, 1, 0, "cuda.get_device_name", "device");
+  const char *name = fsvc_cuda_device_name(i);
+  if (!name) return fsvc_lua_error(L);
+  lua_pushstring(L, name);
+  return 1;
+}
+static int l_synchronize(lua_State *L) {
+  if (fsvc_device_synchronize() != 0) return fsvc_lua_error(L);
+  return 0;
+}
+
+#ifdef FSVC_HAVE_CUDA
+static int need_cuda(lua_State *L, const char *op) {
+  if (fsvc_cuda_available()) return 0;
+  return luaL_error(L, "cuda.%s: CUDA is unavailable: %s", op, fsvc_cuda_unavailable_reason());
+}
+
+static int l_manual_seed(lua_State *L) {
+  fsvc_gpu_manual_seed((uint64_t)fsvc_lua_check_int(L, 1, "cuda.manual_seed", "seed"));
+  return 0;
+}
+static int l_initial_seed(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)fsvc_gpu_initial_seed());
+  return 1;
+}
+static int l_set_allow_tf32(lua_State *L) {
+  fsvc_gpu_allow_tf32 = lua_toboolean(L, 1);
+  return 0;
+}
+static fsvc_gpu_memory_stats stats_now(void) {
+  fsvc_gpu_memory_stats s;
+  fsvc_gpu_memory_stats_get(&s);
+  return s;
+}
+static int l_memory_allocated(lua_State *L) { lua_pushinteger(L, stats_now().allocated); return 1; }
+static int l_memory_reserved(lua_State *L) { lua_pushinteger(L, stats_now().reserved); return 1; }
+static int l_max_memory_allocated(lua_State *L) { lua_pushinteger(L, stats_now().peak_allocated); return 1; }
+static int l_memory_stats(lua_State *L) {
+  fsvc_gpu_memory_stats s = stats_now();
+  lua_createtable(L, 0, 6);
+  lua_pushinteger(L, s.allocated); lua_setfield(L, -2, "allocated");
+  lua_pushinteger(L, s.reserved); lua_setfield(L, -2, "reserved");
+  lua_pushinteger(L, s.peak_allocated); lua_setfield(L, -2, "peak_allocated");
+  lua_pushinteger(L, s.n_cuda_malloc); lua_setfield(L, -2, "num_cuda_malloc");
+  lua_pushinteger(L, s.n_alloc); lua_setfield(L, -2, "num_alloc");
+  lua_pushinteger(L, s.n_cache_hits); lua_setfield(L, -2, "num_cache_hits");
+  return 1;
+}
+static int l_reset_peak(lua_State *L) { (void)L; fsvc_gpu_memory_reset_peak(); return 0; }
+static int l_empty_cache(lua_State *L) { (void)L; fsvc_gpu_empty_cache(); return 0; }
+
+static int l_clip_grad_norm(lua_State *L) {
+  need_cuda(L, "clip_grad_norm_");
+  luaL_checktype(L, 1, LUA_TTABLE);
+  double max_norm = fsvc_lua_check_number(L, 2, "cuda.clip_grad_norm_", "max_norm");
+  int n = (int)luaL_len(L, 1);
+  fsvc_tensor **gs = lua_newuserdatauv(L, sizeof *gs * (size_t)(n > 0 ? n : 1), 0); /* freed by Lua */
+  for (int i = 0; i < n; i++) {
+    lua_geti(L, 1, i + 1);
+    gs[i] = fsvc_lua_check_tensor(L, -1, "cuda.clip_grad_norm_", "grads[i]");
+    lua_pop(L, 1); /* the table keeps it alive */
+  }
+  double total = 0;
+  if (fsvc_gpu_clip_grad_norm_(n, gs, max_norm, &total) != 0) return fsvc_lua_error(L);
+  lua_pushnumber(L, total);
+  return 1;
+}
+
+#define EVENT_MT "fsvc.cuda.Event"
+static int l_event_gc(lua_State *L) {
+  void **e = luaL_checkudata(L, 1, EVENT_MT);
+  fsvc_gpu_event_destroy(*e);
+  *e = NULL;
+  return 0;
+}
+static int l_event(lua_State *L) {
+  need_cuda(L, "event");
+  void **e = lua_newuserdatauv(L, sizeof *e, 0);
+  *e = NULL;
+  luaL_setmetatable(L, EVENT_MT);
+  *e = fsvc_gpu_event_record();
+  if (!*e) return fsvc_lua_error(L);
+  return 1;
+}
+static int l_elapsed_ms(lua_State *L) {
+  void **a = luaL_checkudata(L, 1, EVENT_MT), **b = luaL_checkudata(L, 2, EVENT_MT);
+  lua_pushnumber(L, fsvc_gpu_event_elapsed_ms(*a, *b));
+  return 1;
+}
+#else
+/* a build without the backend: the same names, answering "no CUDA" */
+static int l_no_backend(lua_State *L) {
+  return luaL_error(L, "cuda: this build has no CUDA backend (rebuild with -DFSVC_CUDA=ON)");
+}
+static int l_zero(lua_State *L) { lua_pushinteger(L, 0); return 1; }
+static int l_nothing(lua_State *L) { (void)L; return 0; }
+#define l_manual_seed l_nothing
+#define l_initial_seed l_zero
+#define l_set_allow_tf32 l_nothing
+#define l_memory_allocated l_zero
+#define l_memory_reserved l_zero
+#define l_max_memory_allocated l_zero
+#define l_reset_peak l_nothing
+#define l_empty_cache l_nothing
+#define l_clip_grad_norm l_no_backend
+#define l_event l_no_backend
+#define l_elapsed_ms l_no_backend
+static int l_memory_stats(lua_State *L) {
+  lua_createtable(L, 0, 0);
+  return 1;
+}
+#endif
+
+/* ---- tensor methods ------------------------------------------------------------------------------ */
+static int move_to(lua_State *L, fsvc_tensor *x, fsvc_device d) {
+  return fsvc_lua_push_tensor(L, fsvc_to_device(x, d));
+}
+
+static int l_cuda(lua_State *L) {
+  fsvc_tensor *x = fsvc_lua_check_tensor(L, 1, "cuda", "self");
+  fsvc_device d = {FSVC_CUDA, (int)fsvc_lua_opt_int(L, 2, 0, "cuda", "device")};
+  return move_to(L, x, d);
+}
+
+static int l_cpu(lua_State *L) {
+  return move_to(L, fsvc_lua_check_tensor(L, 1, "cpu", "self"), fsvc_cpu());
+}
+
+static int is_device_name(const char *s) {
+  return strcmp(s, "cpu") == 0 || strncmp(s, "cuda", 4) == 0;
+}
+
+/* x:to(device [, dtype]) here; x:to(dtype) goes to the original method (upvalue 1) */
+static int l_to(lua_State *L) {
+  const char *s = lua_type(L, 2) == LUA_TSTRING ? lua_tostring(L, 2) : NULL;
+  if (!s || !is_device_name(s)) {
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+    return lua_gettop(L);
+  }
+  fsvc_tensor *x = fsvc_lua_check_tensor(L, 1, "to", "self");
+  fsvc_device d;
+  if (fsvc_device_parse(s, &d) != 0) return fsvc_lua_error(L);
+  fsvc_tensor *moved = fsvc_to_device(x, d);
+  if (!moved) return fsvc_lua_error(L);
+  if (lua_type(L, 3) == LUA_TSTRING) { /* then the dtype */
+    fsvc_dtype dt = fsvc_lua_opt_dtype(L, 3, moved->dtype, "to");
+    fsvc_tensor *cast = moved->dtype == dt ? fsvc_tensor_retain(moved) : fsvc_to_dtype(moved, dt);
+    fsvc_tensor_release(moved);
+    moved = cast;
+  }
+  return fsvc_lua_push_tensor(L, moved);
+}
+
+/* Wrapper of a reading method (upvalue 1): a CUDA self is replaced by its host copy first. */
+static int host_first(lua_State *L) {
+  fsvc_tensor *t = peek_tensor(L, 1);
+  if (t && fsvc_tensor_is_cuda(t)) {
+    fsvc_tensor *h = fsvc_to_device_raw(t, fsvc_cpu());
+    if (!h) return fsvc_lua_error(L);
+    fsvc_lua_push_tensor(L, h);
+    lua_replace(L, 1);
+  }
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+  return lua_gettop(L);
+}
+
+/* __tostring: the host copy's text, with its device named */
+static int tostring_host_first(lua_State *L) {
+  fsvc_tensor *t = peek_tensor(L, 1);
+  int cuda = t && t->storage && fsvc_tensor_is_cuda(t);
+  char dev[32];
+  if (cuda) fsvc_device_str(t->storage->device, dev, sizeof dev);
+  host_first(L);
+  if (cuda && lua_type(L, -1) == LUA_TSTRING) {
+    luaL_gsub(L, lua_tostring(L, -1), "device=cpu", lua_pushfstring(L, "device=%s", dev));
+  }
+  return 1;
+}
+
+/* Wrapper of a writing method: refused on CUDA tensors. */
+static int refuse_on_cuda(lua_State *L) {
+  fsvc_tensor *t = peek_tensor(L, 1);
+  if (t && fsvc_tensor_is_cuda(t))
+    return luaL_error(L, "element writes on a CUDA tensor are not supported; write on the CPU and "
+                         "move with :cuda(), or use fill_/copy_");
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+  return lua_gettop(L);
+}
+
+/* __index: device properties, then the original (upvalue 1) */
+static int index_device(lua_State *L) {
+  fsvc_tensor *t = peek_tensor(L, 1);
+  const char *key = lua_type(L, 2) == LUA_TSTRING ? lua_tostring(L, 2) : NULL;
+  if (t && t->storage && key) {
+    if (strcmp(key, "device") == 0) {
+      char buf[32];
+      lua_pushstring(L, fsvc_device_str(t->storage->device, buf, sizeof buf));
+      return 1;
+    }
+    if (strcmp(key, "is_cuda") == 0) {
+      lua_pushboolean(L, fsvc_tensor_is_cuda(t));
+      return 1;
+    }
+  }
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  lua_call(L, lua_gettop(L) - 1, 1);
+  return 1;
+}
+
+/* replaces table[name] (at index tbl) by closure(fn, original) when the original exists */
+static void wrap_field(lua_State *L, int tbl, const char *name, lua_CFunction fn) {
+  lua_getfield(L, tbl, name);
+  if (lua_isnil(L, -1)) { lua_pop(L, 1); return; }
+  lua_pushcclosure(L, fn, 1);
+  lua_setfield(L, tbl, name);
+}
+
+void fsvc_bind_cuda(lua_State *L) {
+  static const luaL_Reg cuda_funcs[] = {
+      {"is_available", l_is_available}, {"is_built", l_is_built},
+      {"device_count", l_device_count}, {"get_device_name", l_get_device_name},
+      {"unavailable_reason", l_unavailable_reason}, {"synchronize", l_synchronize},
+      {"manual_seed", l_manual_seed}, {"initial_seed", l_initial_seed},
+      {"set_allow_tf32", l_set_allow_tf32}, {"memory_allocated", l_memory_allocated},
+      {"memory_reserved", l_memory_reserved}, {"max_memory_allocated", l_max_memory_allocated},
+      {"memory_stats", l_memory_stats}, {"reset_peak_memory_stats", l_reset_peak},
+      {"empty_cache", l_empty_cache}, {"clip_grad_norm_", l_clip_grad_norm},
+      {"event", l_event}, {"elapsed_ms", l_elapsed_ms}, {NULL, NULL}};
+#ifdef FSVC_HAVE_CUDA
+  luaL_newmetatable(L, EVENT_MT);
+  lua_pushcfunction(L, l_event_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_pop(L, 1);
+#endif
+  /* fsvc.cuda: the module table is on the stack top during luaopen_fsvc_core */
+  lua_newtable(L);
+  luaL_setfuncs(L, cuda_funcs, 0);
+  lua_setfield(L, -2, "cuda");
+
+  static const luaL_Reg methods[] = {{"cuda", l_cuda}, {"cpu", l_cpu}, {NULL, NULL}};
+  fsvc_lua_register(L, methods, FSVC_LUA_METHOD_ONLY); /* fsvc.cuda is the table above */
+
+  wrap_field(L, lua_gettop(L), "to", l_to); /* fsvc.to(x, ...) */
+  /* wrap the existing methods: find the method table through the Tensor field of the module */
+  lua_getfield(L, -1, "Tensor");
+  int mt = lua_gettop(L);
+  wrap_field(L, mt, "to", l_to);
+  static const char *const readers[] = {"item", "get", "tolist", "totable", "flat", "_get_flat", NULL};
+  for (int i = 0; readers[i]; i++) wrap_field(L, mt, readers[i], host_first);
+  static const char *const writers[] = {"set", "_set_flat", NULL};
+  for (int i = 0; writers[i]; i++) wrap_field(L, mt, writers[i], refuse_on_cuda);
+  lua_pop(L, 1);
+
+  luaL_getmetatable(L, FSVC_TENSOR_MT);
+  int meta = lua_gettop(L);
+  wrap_field(L, meta, "__index", index_device);
+  wrap_field(L, meta, "__tostring", tostring_host_first);
+  lua_pop(L, 1);
+}
