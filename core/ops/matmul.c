@@ -7,6 +7,7 @@
 
 #include <omp.h>
 
+#include "fsvc/device.h"
 #include "fsvc/ops_nn.h"
 #include "fsvc/threads.h"
 #include "nn_internal.h"
@@ -298,11 +299,13 @@ static fsvc_tensor *matmul_op(const fsvc_tensor *a, const fsvc_tensor *b, const 
 }
 
 fsvc_tensor *fsvc_matmul(const fsvc_tensor *a, const fsvc_tensor *b) {
+  FSVC_DISPATCH_CUDA(matmul, a, b);
   if (check_pair(a, b, "matmul")) return NULL;
   return matmul_op(a, b, "matmul");
 }
 
 fsvc_tensor *fsvc_bmm(const fsvc_tensor *a, const fsvc_tensor *b) {
+  FSVC_DISPATCH_CUDA(bmm, a, b);
   if (check_pair(a, b, "bmm")) return NULL;
   char sa[128], sb[128];
   if (a->ndim != 3 || b->ndim != 3 || a->shape[0] != b->shape[0] || a->shape[2] != b->shape[1]) {
@@ -355,6 +358,7 @@ done:
 }
 
 fsvc_tensor *fsvc_linear(const fsvc_tensor *x, const fsvc_tensor *w, const fsvc_tensor *b) {
+  FSVC_DISPATCH_CUDA(linear, x, w, b);
   char sx[128], sw[128], sb[128];
   if (nn_check_float(x, "linear", "x") || nn_check_float(w, "linear", "weight")) return NULL;
   if (b && nn_check_float(b, "linear", "bias")) return NULL;

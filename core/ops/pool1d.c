@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fsvc/device.h"
 #include "fsvc/ops_nn.h"
 #include "nn_internal.h"
 
@@ -97,6 +98,7 @@ static int avg_pool1d_backward(fsvc_node *node, const fsvc_tensor *grad, fsvc_te
 }
 
 fsvc_tensor *fsvc_avg_pool1d(const fsvc_tensor *x, int64_t kernel, int64_t stride, int64_t padding) {
+  FSVC_DISPATCH_CUDA(avg_pool1d, x, kernel, stride, padding);
   pool_geom g;
   if (pool_check(x, kernel, &stride, padding, "avg_pool1d", &g)) return NULL;
   fsvc_tensor *xc = fsvc_contiguous_raw(x);
@@ -162,6 +164,7 @@ static int max_pool1d_backward(fsvc_node *node, const fsvc_tensor *grad, fsvc_te
 }
 
 fsvc_tensor *fsvc_max_pool1d(const fsvc_tensor *x, int64_t kernel, int64_t stride, int64_t padding) {
+  FSVC_DISPATCH_CUDA(max_pool1d, x, kernel, stride, padding);
   pool_geom g;
   if (pool_check(x, kernel, &stride, padding, "max_pool1d", &g)) return NULL;
   fsvc_tensor *xc = fsvc_contiguous_raw(x);
