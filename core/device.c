@@ -138,9 +138,10 @@ fsvc_tensor *fsvc_empty_on(int ndim, const int64_t *shape, fsvc_dtype dt, fsvc_d
   if (d.type == FSVC_CPU) return fsvc_empty(ndim, shape, dt);
   const fsvc_device_backend *b = backend_for(d, "empty");
   if (!b) return NULL;
-  /* the header (shape checks) first, with a one-byte dummy so nothing is allocated twice */
+  /* the header (shape checks) first, around a dummy pointer, so nothing is allocated twice;
+   * SIZE_MAX passes wrap's size check, the real size is set below */
   static char dummy;
-  fsvc_tensor *t = fsvc_wrap(ndim, shape, dt, &dummy, 0, NULL, NULL);
+  fsvc_tensor *t = fsvc_wrap(ndim, shape, dt, &dummy, SIZE_MAX, NULL, NULL);
   if (!t) return NULL;
   size_t nbytes = (size_t)fsvc_numel(t) * fsvc_dtype_size(dt);
   void *p = b->alloc(d.index, nbytes);
