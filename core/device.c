@@ -14,7 +14,11 @@
 const fsvc_device_backend *fsvc_gpu_backend(void);
 #endif
 
+static const fsvc_device_backend *test_backend = NULL;
+void fsvc_cuda_set_backend_for_testing(const fsvc_device_backend *b) { test_backend = b; }
+
 const fsvc_device_backend *fsvc_cuda_backend(void) {
+  if (test_backend) return test_backend;
 #ifdef FSVC_HAVE_CUDA
   return fsvc_gpu_backend();
 #else

@@ -132,6 +132,9 @@ typedef struct fsvc_device_backend {
 
 /* The CUDA backend, or NULL when this build has none (without raising an error). */
 const fsvc_device_backend *fsvc_cuda_backend(void);
+/* Tests only: replaces the CUDA backend (a host-memory mock checks the core's device paths on
+ * machines without a GPU); NULL restores the built-in one. */
+void fsvc_cuda_set_backend_for_testing(const fsvc_device_backend *b);
 /* The op table, or NULL (used by the dispatch macro). */
 const fsvc_cuda_op_table *fsvc_cuda_ops(void);
 /* Sets "op: tensor on cuda:0 but ..." (no backend) or "op: not implemented on CUDA yet". */
