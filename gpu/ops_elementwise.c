@@ -311,8 +311,24 @@ static fsvc_tensor *gpu_masked_fill(const fsvc_tensor *a, const fsvc_tensor *mas
 }
 
 /* ---- in place ------------------------------------------------------------------------------------ */
+/* fsvc_ew_check_inplace's checks, for a device destination (the CPU helper refuses devices) */
+static int check_inplace(const char *op, const fsvc_tensor *dst) {
+  if (fsvc_gpu_check_tensor(op, dst, "self") != 0) return -1;
+  if (fsvc_needs_grad(dst)) {
+    fsvc_set_error("%s: a tensor that requires grad cannot be modified in place while grad mode is on "
+                   "(wrap the update in fsvc.no_grad, or use the out-of-place op)", op);
+    return -1;
+  }
+  if (fsvc_has_internal_overlap(dst)) {
+    fsvc_set_error("%s: cannot write in place to an expanded tensor (several elements share memory); "
+                   "clone it first", op);
+    return -1;
+  }
+  return 0;
+}
+
 static int gpu_add_(fsvc_tensor *dst, const fsvc_tensor *src, double alpha) {
-  if (fsvc_gpu_check_tensor("add_", dst, "self") != 0 || fsvc_ew_check_inplace("add_", dst) != 0) return -1;
+  if (check_inplace("add_", dst) != 0) return -1;
   fsvc_tensor *sc = fsvc_gpu_operand("add_", src, "other", dst->dtype, dst->storage->device);
   if (!sc) return -1;
   const fsvc_tensor *pair[2] = {dst, sc};
@@ -332,8 +348,7 @@ static int gpu_add_(fsvc_tensor *dst, const fsvc_tensor *src, double alpha) {
 }
 
 static int gpu_mul_scalar_(fsvc_tensor *dst, double s) {
-  if (fsvc_gpu_check_tensor("mul_scalar_", dst, "self") != 0 || fsvc_ew_check_inplace("mul_scalar_", dst) != 0)
-    return -1;
+  if (check_inplace("mul_scalar_", dst) != 0) return -1;
   if (!fsvc_is_contiguous(dst)) { /* through a contiguous copy */
     fsvc_tensor *c = fsvc_clone_raw(dst);
     int rc = c ? fsvc_gpu_unary_launch(FSVC_GPU_MUL_SCALAR, c->dtype, fsvc_data(c), fsvc_data(c),
