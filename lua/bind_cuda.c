@@ -8,6 +8,9 @@
  *   fsvc.cuda.clip_grad_norm_(grads, max_norm) -> total norm   (CUDA gradients, one launch each)
  *   fsvc.cuda.event()  -> an opaque event recorded on the current stream;
  *   fsvc.cuda.elapsed_ms(e0, e1) -> milliseconds between two events
+ *   fsvc.cuda.stream() -> a new stream; set_stream(s | nil) makes it current; s:synchronize()
+ *   fsvc.cuda._adam_step_multi(params, grads, exp_avgs, exp_avg_sqs, max_sqs | nil, h): AdamW
+ *     over a whole list in one launch (h as fsvc._adam_step's table)
  *   x:cuda(i=0)  x:cpu()  x:to("cuda" | "cuda:1" | "cpu" | dtype [, dtype])  x.device  x.is_cuda
  *
  * Moves are differentiable (the gradient goes back to the source device). Element access (item,
@@ -26,6 +29,11 @@ int fsvc_gpu_clip_grad_norm_(int n, fsvc_tensor **grads, double max_norm, double
 void *fsvc_gpu_event_record(void);
 double fsvc_gpu_event_elapsed_ms(void *start, void *end);
 void fsvc_gpu_event_destroy(void *e);
+void *fsvc_gpu_stream_create(void);
+void fsvc_gpu_stream_destroy(void *s);
+int fsvc_gpu_stream_synchronize(void *s);
+int fsvc_gpu_adam_step_list(int n, fsvc_tensor **params, const fsvc_tensor **grads, fsvc_tensor **exp_avg,
+                            fsvc_tensor **exp_avg_sq, fsvc_tensor **max_exp_avg_sq, const fsvc_adam_params *h);
 #endif
 
 /* the binding's userdata holds the tensor pointer as its first field (lua/bind_tensor.c) */
@@ -132,6 +140,69 @@ static int l_elapsed_ms(lua_State *L) {
   lua_pushnumber(L, fsvc_gpu_event_elapsed_ms(*a, *b));
   return 1;
 }
+
+/* Streams: fsvc.cuda.stream() creates one; set_stream(s) makes it current for this thread (nil:
+ * back to the default stream); s:synchronize(). Blocks freed on a stream are reused on it only. */
+#define STREAM_MT "fsvc.cuda.Stream"
+static int l_stream_gc(lua_State *L) {
+  void **s = luaL_checkudata(L, 1, STREAM_MT);
+  if (*s && fsvc_gpu_stream() == *s) fsvc_gpu_set_stream(NULL);
+  fsvc_gpu_stream_destroy(*s);
+  *s = NULL;
+  return 0;
+}
+static int l_stream(lua_State *L) {
+  need_cuda(L, "stream");
+  void **s = lua_newuserdatauv(L, sizeof *s, 0);
+  *s = NULL;
+  luaL_setmetatable(L, STREAM_MT);
+  *s = fsvc_gpu_stream_create();
+  if (!*s) return fsvc_lua_error(L);
+  return 1;
+}
+static int l_set_stream(lua_State *L) {
+  if (lua_isnoneornil(L, 1)) { fsvc_gpu_set_stream(NULL); return 0; }
+  void **s = luaL_checkudata(L, 1, STREAM_MT);
+  fsvc_gpu_set_stream(*s);
+  return 0;
+}
+static int l_stream_synchronize(lua_State *L) {
+  void **s = luaL_checkudata(L, 1, STREAM_MT);
+  if (fsvc_gpu_stream_synchronize(*s) != 0) return fsvc_lua_error(L);
+  return 0;
+}
+
+/* fsvc.cuda._adam_step_multi(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs|nil, h): one
+ * launch for a whole list (h as fsvc._adam_step's table) */
+static int l_adam_multi(lua_State *L) {
+  const char *op = "cuda._adam_step_multi";
+  need_cuda(L, "_adam_step_multi");
+  for (int i = 1; i <= 4; i++) luaL_checktype(L, i, LUA_TTABLE);
+  luaL_checktype(L, 6, LUA_TTABLE);
+  int n = (int)luaL_len(L, 1), has_max = lua_istable(L, 5);
+  fsvc_tensor **ts = lua_newuserdatauv(L, sizeof *ts * (size_t)(5 * (n > 0 ? n : 1)), 0);
+  for (int k = 0; k < (has_max ? 5 : 4); k++) {
+    if ((int)luaL_len(L, k + 1) != n) return luaL_error(L, "%s: lists of different lengths", op);
+    for (int i = 0; i < n; i++) {
+      lua_geti(L, k + 1, i + 1);
+      ts[k * n + i] = fsvc_lua_check_tensor(L, -1, op, "list element");
+      lua_pop(L, 1);
+    }
+  }
+  fsvc_adam_params h;
+  h.lr = fsvc_lua_opt_field_number(L, 6, "lr", 1e-3, op);
+  h.beta1 = fsvc_lua_opt_field_number(L, 6, "beta1", 0.9, op);
+  h.beta2 = fsvc_lua_opt_field_number(L, 6, "beta2", 0.999, op);
+  h.eps = fsvc_lua_opt_field_number(L, 6, "eps", 1e-8, op);
+  h.weight_decay = fsvc_lua_opt_field_number(L, 6, "weight_decay", 0, op);
+  h.step = fsvc_lua_opt_field_int(L, 6, "step", 1, op);
+  h.maximize = fsvc_lua_opt_field_bool(L, 6, "maximize", 0, op);
+  h.decoupled = fsvc_lua_opt_field_bool(L, 6, "decoupled", 0, op);
+  if (fsvc_gpu_adam_step_list(n, ts, (const fsvc_tensor **)(ts + n), ts + 2 * n, ts + 3 * n,
+                              has_max ? ts + 4 * n : NULL, &h) != 0)
+    return fsvc_lua_error(L);
+  return 0;
+}
 #else
 /* a build without the backend: the same names, answering "no CUDA" */
 static int l_no_backend(lua_State *L) {
@@ -150,6 +221,9 @@ static int l_nothing(lua_State *L) { (void)L; return 0; }
 #define l_clip_grad_norm l_no_backend
 #define l_event l_no_backend
 #define l_elapsed_ms l_no_backend
+#define l_stream l_no_backend
+#define l_set_stream l_nothing
+#define l_adam_multi l_no_backend
 static int l_memory_stats(lua_State *L) {
   lua_createtable(L, 0, 0);
   return 1;
@@ -277,11 +351,20 @@ void fsvc_bind_cuda(lua_State *L) {
       {"memory_reserved", l_memory_reserved}, {"max_memory_allocated", l_max_memory_allocated},
       {"memory_stats", l_memory_stats}, {"reset_peak_memory_stats", l_reset_peak},
       {"empty_cache", l_empty_cache}, {"clip_grad_norm_", l_clip_grad_norm},
-      {"event", l_event}, {"elapsed_ms", l_elapsed_ms}, {NULL, NULL}};
+      {"event", l_event}, {"elapsed_ms", l_elapsed_ms}, {"stream", l_stream},
+      {"set_stream", l_set_stream}, {"_adam_step_multi", l_adam_multi}, {NULL, NULL}};
 #ifdef FSVC_HAVE_CUDA
   luaL_newmetatable(L, EVENT_MT);
   lua_pushcfunction(L, l_event_gc);
   lua_setfield(L, -2, "__gc");
+  lua_pop(L, 1);
+  luaL_newmetatable(L, STREAM_MT);
+  lua_pushcfunction(L, l_stream_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_newtable(L);
+  lua_pushcfunction(L, l_stream_synchronize);
+  lua_setfield(L, -2, "synchronize");
+  lua_setfield(L, -2, "__index");
   lua_pop(L, 1);
 #endif
   /* fsvc.cuda: the module table is on the stack top during luaopen_fsvc_core */

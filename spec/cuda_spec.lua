@@ -177,6 +177,30 @@ describe("cuda runtime", function()
     assert(rel_err(vc, v) < 1e-6)
   end)
 
+  it("steps a list of parameters in one launch like one by one", function()
+    local h = { lr = 1e-2, weight_decay = 0.1, step = 3, decoupled = true }
+    local ps, gs, ms, vs, ref = {}, {}, {}, {}, {}
+    for i = 1, 3 do
+      ps[i] = fsvc.randn({ 100 * i }):cuda()
+      gs[i] = fsvc.randn({ 100 * i }):cuda()
+      ms[i], vs[i] = fsvc.zeros({ 100 * i }):cuda(), fsvc.zeros({ 100 * i }):cuda()
+      ref[i] = { ps[i]:clone(), ms[i]:clone(), vs[i]:clone() }
+      fsvc._adam_step(ref[i][1], gs[i], ref[i][2], ref[i][3], nil, h)
+    end
+    fsvc.cuda._adam_step_multi(ps, gs, ms, vs, nil, h)
+    for i = 1, 3 do assert.are.equal(0, (ps[i] - ref[i][1]):abs():max():item()) end
+  end)
+
+  it("runs work on a side stream", function()
+    local s = fsvc.cuda.stream()
+    fsvc.cuda.set_stream(s)
+    local x = fsvc.randn({ 64, 64 }):cuda()
+    local y = x:matmul(x)
+    s:synchronize()
+    fsvc.cuda.set_stream(nil)
+    assert(rel_err(y, x:cpu():matmul(x:cpu())) < 1e-5)
+  end)
+
   it("clips gradient norms in one pass", function()
     local a, b = fsvc.full({ 3 }, 3):cuda(), fsvc.full({ 4 }, 4):cuda()
     local total = fsvc.cuda.clip_grad_norm_({ a, b }, 1.0)
