@@ -87,7 +87,27 @@ __attribute__((target("avx512f"))) static void tile_12x32(const float *x, int64_
     } else {
       __mmask16 m0 = lane_mask(base, Tx, n), m1 = lane_mask(base + 16, Tx, n - 16);
       if (!m0 && !m1) continue;
-      /* masked lanes are never accessed, so the (possibly out-of-row) addresses are safe */
+      /* masked lanes are never accessed, so the (possibly out-of-row) addresses are safe.
+       * A half whose lanes all fall in the padding is skipped: at large dilation (the data
+       * gradient of a dilated conv over a short sequence) many taps reach only one half. */
+      if (!m0) {
+        for (int64_t ci = 0; ci < Cin; ci++, xr += Tx, wk += cs) {
+          __m512 x1 = _mm512_maskz_loadu_ps(m1, xr + 16);
+#pragma GCC unroll 12
+          for (int r = 0; r < DIRECT_MR; r++)
+            a1[r] = _mm512_fmadd_ps(_mm512_set1_ps(wk[roff[r]]), x1, a1[r]);
+        }
+        continue;
+      }
+      if (!m1) {
+        for (int64_t ci = 0; ci < Cin; ci++, xr += Tx, wk += cs) {
+          __m512 x0 = _mm512_maskz_loadu_ps(m0, xr);
+#pragma GCC unroll 12
+          for (int r = 0; r < DIRECT_MR; r++)
+            a0[r] = _mm512_fmadd_ps(_mm512_set1_ps(wk[roff[r]]), x0, a0[r]);
+        }
+        continue;
+      }
       for (int64_t ci = 0; ci < Cin; ci++, xr += Tx, wk += cs) {
         __m512 x0 = _mm512_maskz_loadu_ps(m0, xr), x1 = _mm512_maskz_loadu_ps(m1, xr + 16);
 #pragma GCC unroll 12
