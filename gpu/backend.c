@@ -72,6 +72,12 @@ fsvc_tensor *fsvc_gpu_operand(const char *op, const fsvc_tensor *t, const char *
   return r;
 }
 
+fsvc_tensor *fsvc_gpu_selector(const char *op, const fsvc_tensor *t, const char *name, fsvc_device dev) {
+  if (!t || !t->storage) { fsvc_set_error("%s: argument %s is missing or freed", op, name); return NULL; }
+  if (!fsvc_tensor_is_cuda(t)) return fsvc_to_device_raw(t, dev);
+  return fsvc_gpu_operand(op, t, name, t->dtype, dev);
+}
+
 fsvc_tensor *fsvc_gpu_contig_as(const fsvc_tensor *t, fsvc_dtype dt) {
   if (t->dtype == dt) return fsvc_contiguous_raw(t);
   return fsvc_to_dtype_raw(t, dt);

@@ -20,6 +20,9 @@ int fsvc_gpu_check_tensor(const char *op, const fsvc_tensor *t, const char *name
  * tensor (a Lua number) is moved, as PyTorch allows; any other CPU tensor is an error. */
 fsvc_tensor *fsvc_gpu_operand(const char *op, const fsvc_tensor *t, const char *name, fsvc_dtype dt,
                               fsvc_device dev);
+/* A selector (where's condition, masked_fill's mask) on `dev`, any dtype (new reference): a CPU
+ * tensor of any shape is moved, for convenience (masks are often built from Lua lists). */
+fsvc_tensor *fsvc_gpu_selector(const char *op, const fsvc_tensor *t, const char *name, fsvc_device dev);
 /* the device of the first CUDA tensor among ts */
 fsvc_device fsvc_gpu_device_of(int n, const fsvc_tensor *const *ts);
 /* contiguous copy in dtype dt on t's device (retains when already so) */

@@ -215,7 +215,7 @@ static fsvc_tensor *where_raw(const fsvc_tensor *cond, const fsvc_tensor *a, con
   int ndim;
   int64_t shape[FSVC_MAX_DIMS];
   if (fsvc_broadcast_shape(3, three, &ndim, shape, op) != 0) return NULL;
-  fsvc_tensor *cc = fsvc_gpu_operand(op, cond, "condition", cond->dtype, dev);
+  fsvc_tensor *cc = fsvc_gpu_selector(op, cond, "condition", dev);
   fsvc_tensor *ac = cc ? fsvc_gpu_operand(op, a, "a", dt, dev) : NULL;
   fsvc_tensor *bc = ac ? fsvc_gpu_operand(op, b, "b", dt, dev) : NULL;
   fsvc_tensor *out = bc ? fsvc_empty_on(ndim, shape, dt, dev) : NULL;
@@ -272,7 +272,7 @@ static fsvc_tensor *gpu_where(const fsvc_tensor *cond, const fsvc_tensor *a, con
     fsvc_node *n = fsvc_node_new("where", 3, (fsvc_tensor *[]){(fsvc_tensor *)cond, (fsvc_tensor *)a,
                                                               (fsvc_tensor *)b}, where_backward);
     if (n) {
-      fsvc_tensor *cc = fsvc_gpu_operand("where", cond, "condition", cond->dtype, dev);
+      fsvc_tensor *cc = fsvc_gpu_selector("where", cond, "condition", dev);
       fsvc_node_save(n, cc);
       fsvc_tensor_release(cc);
       n->iarg[0] = 0;
@@ -300,7 +300,7 @@ static fsvc_tensor *gpu_masked_fill(const fsvc_tensor *a, const fsvc_tensor *mas
     fsvc_node *n = fsvc_node_new("masked_fill", 2, (fsvc_tensor *[]){(fsvc_tensor *)a, (fsvc_tensor *)mask},
                                  where_backward);
     if (n) {
-      fsvc_tensor *mc = fsvc_gpu_operand("masked_fill", mask, "mask", mask->dtype, dev);
+      fsvc_tensor *mc = fsvc_gpu_selector("masked_fill", mask, "mask", dev);
       fsvc_node_save(n, mc);
       fsvc_tensor_release(mc);
       n->iarg[0] = 1;

@@ -190,21 +190,27 @@ static fsvc_tensor *gpu_pad(const fsvc_tensor *a, int n_pads, const int64_t *pad
 }
 
 /* ---- index_select / gather / scatter_add ------------------------------------------------------------ */
-static int check_index(const char *op, const fsvc_tensor *index, const fsvc_tensor *a) {
-  if (fsvc_gpu_check_tensor(op, index, "index") != 0) return -1;
-  if (index->dtype != FSVC_INT64) { fsvc_set_error("%s: index must be int64, got %s", op, fsvc_dtype_name(index->dtype)); return -1; }
-  if (!fsvc_device_equal(index->storage->device, a->storage->device)) { fsvc_set_error("%s: index on another device", op); return -1; }
-  /* bounds are checked on the host copy: an out-of-range index on the device would corrupt memory */
-  fsvc_tensor *h = fsvc_to_device_raw(index, fsvc_cpu());
-  if (!h) return -1;
-  int rc = 0;
+/* The index on a's device (new reference): a CPU int64 index (built from a Lua list) is moved, for
+ * convenience; negative entries are refused here, on the host copy (an out-of-range index on the
+ * device would corrupt memory), upper bounds by index_max_ok. */
+static fsvc_tensor *device_index(const char *op, const fsvc_tensor *index, const fsvc_tensor *a) {
+  if (!index || !index->storage) { fsvc_set_error("%s: index is missing or freed", op); return NULL; }
+  if (index->dtype != FSVC_INT64) { fsvc_set_error("%s: index must be int64, got %s", op, fsvc_dtype_name(index->dtype)); return NULL; }
+  fsvc_tensor *h = fsvc_tensor_is_cuda(index) ? fsvc_to_device_raw(index, fsvc_cpu()) : fsvc_contiguous_raw(index);
+  if (!h) return NULL;
   const int64_t *p = fsvc_data(h);
-  int64_t n = fsvc_numel(h), limit = -1;
-  (void)limit;
-  for (int64_t i = 0; i < n && rc == 0; i++)
-    if (p[i] < 0) { fsvc_set_error("%s: index %lld is negative", op, (long long)p[i]); rc = -1; }
+  for (int64_t i = 0, n = fsvc_numel(h); i < n; i++)
+    if (p[i] < 0) {
+      fsvc_set_error("%s: index %lld is negative", op, (long long)p[i]);
+      fsvc_tensor_release(h);
+      return NULL;
+    }
   fsvc_tensor_release(h);
-  return rc;
+  if (fsvc_tensor_is_cuda(index)) {
+    if (!fsvc_device_equal(index->storage->device, a->storage->device)) { fsvc_set_error("%s: index on another device", op); return NULL; }
+    return fsvc_tensor_retain((fsvc_tensor *)index);
+  }
+  return fsvc_to_device_raw(index, a->storage->device);
 }
 
 static int index_max_ok(const char *op, const fsvc_tensor *index, int64_t size) {
@@ -243,13 +249,15 @@ static int index_select_backward(fsvc_node *n, const fsvc_tensor *g, fsvc_tensor
 }
 
 static fsvc_tensor *gpu_index_select(const fsvc_tensor *a, int dim, const fsvc_tensor *index) {
-  if (fsvc_gpu_check_tensor("index_select", a, "input") != 0 || check_index("index_select", index, a) != 0) return NULL;
-  if (index->ndim > 1) { fsvc_set_error("index_select: index must be 0-d or 1-d"); return NULL; }
+  if (fsvc_gpu_check_tensor("index_select", a, "input") != 0) return NULL;
+  if (index && index->ndim > 1) { fsvc_set_error("index_select: index must be 0-d or 1-d"); return NULL; }
   int d = fsvc_normalize_dim(dim, a->ndim, "index_select");
   if (d < 0) return NULL;
   int64_t size = a->ndim ? a->shape[d] : 1;
-  if (index_max_ok("index_select", index, size) != 0) return NULL;
-  fsvc_tensor *x = fsvc_contiguous_raw(a), *ic = fsvc_contiguous_raw(index);
+  fsvc_tensor *di = device_index("index_select", index, a);
+  if (!di || index_max_ok("index_select", di, size) != 0) { fsvc_tensor_release(di); return NULL; }
+  fsvc_tensor *x = fsvc_contiguous_raw(a), *ic = fsvc_contiguous_raw(di);
+  fsvc_tensor_release(di);
   int64_t k = fsvc_numel(index), shape[FSVC_MAX_DIMS], outer = 1, inner = 1;
   memcpy(shape, a->shape, sizeof shape);
   if (a->ndim) shape[d] = k;
@@ -319,18 +327,20 @@ static fsvc_tensor *gather_raw(const fsvc_tensor *a, int d, const fsvc_tensor *i
 }
 
 static fsvc_tensor *gpu_gather(const fsvc_tensor *a, int dim, const fsvc_tensor *index) {
-  if (fsvc_gpu_check_tensor("gather", a, "input") != 0 || check_index("gather", index, a) != 0) return NULL;
+  if (fsvc_gpu_check_tensor("gather", a, "input") != 0) return NULL;
   int d = fsvc_normalize_dim(dim, a->ndim, "gather");
-  if (d < 0 || gather_shapes_ok("gather", a, index, d, NULL) != 0) return NULL;
-  fsvc_tensor *out = gather_raw(a, d, index);
+  fsvc_tensor *di = d < 0 ? NULL : device_index("gather", index, a);
+  if (!di || gather_shapes_ok("gather", a, di, d, NULL) != 0) { fsvc_tensor_release(di); return NULL; }
+  fsvc_tensor *out = gather_raw(a, d, di);
   if (out) {
     fsvc_node *n = fsvc_node_new("gather", 1, (fsvc_tensor *[]){(fsvc_tensor *)a}, gather_backward);
     if (n) {
-      fsvc_node_save(n, index);
+      fsvc_node_save(n, di);
       n->iarg[0] = d;
       fsvc_node_attach(n, out);
     }
   }
+  fsvc_tensor_release(di);
   return out;
 }
 
@@ -359,17 +369,17 @@ static int scatter_add_backward(fsvc_node *n, const fsvc_tensor *g, fsvc_tensor 
 
 static fsvc_tensor *gpu_scatter_add(const fsvc_tensor *a, int dim, const fsvc_tensor *index,
                                     const fsvc_tensor *src) {
-  if (fsvc_gpu_check_tensor("scatter_add", a, "input") != 0 || check_index("scatter_add", index, a) != 0 ||
-      fsvc_gpu_check_tensor("scatter_add", src, "src") != 0)
+  if (fsvc_gpu_check_tensor("scatter_add", a, "input") != 0 || fsvc_gpu_check_tensor("scatter_add", src, "src") != 0)
     return NULL;
   int d = fsvc_normalize_dim(dim, a->ndim, "scatter_add");
-  if (d < 0 || gather_shapes_ok("scatter_add", a, index, d, src) != 0) return NULL;
+  fsvc_tensor *di = d < 0 ? NULL : device_index("scatter_add", index, a);
+  if (!di || gather_shapes_ok("scatter_add", a, di, d, src) != 0) { fsvc_tensor_release(di); return NULL; }
   fsvc_tensor *sc = src->dtype == a->dtype ? fsvc_tensor_retain((fsvc_tensor *)src) : fsvc_to_dtype_raw(src, a->dtype);
   fsvc_tensor *out = sc ? fsvc_clone_raw(a) : NULL;
   if (out) {
-    fsvc_gpu_geom og = fsvc_gpu_geom_of(out), sg = fsvc_gpu_geom_of(sc), ig = fsvc_gpu_geom_of(index);
+    fsvc_gpu_geom og = fsvc_gpu_geom_of(out), sg = fsvc_gpu_geom_of(sc), ig = fsvc_gpu_geom_of(di);
     if (fsvc_gpu_gather_scatter_launch(1, a->dtype, fsvc_data(out), &og, fsvc_data(sc), &sg,
-                                       fsvc_data(index), &ig, d) != 0) {
+                                       fsvc_data(di), &ig, d) != 0) {
       fsvc_tensor_release(out);
       out = NULL;
     }
@@ -379,11 +389,12 @@ static fsvc_tensor *gpu_scatter_add(const fsvc_tensor *a, int dim, const fsvc_te
     fsvc_node *n = fsvc_node_new("scatter_add", 3, (fsvc_tensor *[]){(fsvc_tensor *)a, (fsvc_tensor *)index,
                                                                     (fsvc_tensor *)src}, scatter_add_backward);
     if (n) {
-      fsvc_node_save(n, index);
+      fsvc_node_save(n, di);
       n->iarg[0] = d;
       fsvc_node_attach(n, out);
     }
   }
+  fsvc_tensor_release(di);
   return out;
 }
 
