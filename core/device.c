@@ -120,6 +120,10 @@ void fsvc_cuda_dispatch_error(const char *op, int have_backend) {
   else fsvc_set_error("%s: not implemented on CUDA yet (move the tensors with :cpu())", op);
 }
 
+void fsvc_cuda_refuse_error(const char *op) {
+  fsvc_set_error("%s: CUDA tensors are not supported yet (move them with :cpu())", op);
+}
+
 /* A backend usable for device d, or NULL with an error naming what is missing. */
 static const fsvc_device_backend *backend_for(fsvc_device d, const char *op) {
   const fsvc_device_backend *b = fsvc_cuda_backend();

@@ -20,6 +20,11 @@ static int error_has(const char *needle) {
   return 1;
 }
 
+static fsvc_tensor *refusing_op(const fsvc_tensor *x, double p) {
+  FSVC_REFUSE_CUDA(stft, x, p);
+  return fsvc_tensor_retain((fsvc_tensor *)x);
+}
+
 static void test_names(void) {
   fsvc_device d;
   CHECK(fsvc_device_parse("cpu", &d) == 0 && d.type == FSVC_CPU);
@@ -69,6 +74,10 @@ static void test_refusals(void) {
   const char *no_gpu = fsvc_cuda_built() ? "CUDA is unavailable" : "no CUDA backend";
   (void)no_gpu;
 
+  CHECK(refusing_op(c, 1.0) == NULL && error_has("stft: CUDA tensors are not supported yet"));
+  fsvc_tensor *ok = refusing_op(a, 1.0);
+  CHECK(ok == a);
+  fsvc_tensor_release(ok);
   fsvc_clear_error();
   fsvc_tensor *r = fsvc_add(a, c);
   CHECK(r == NULL && strlen(fsvc_last_error()) > 0);

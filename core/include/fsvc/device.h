@@ -185,4 +185,23 @@ int fsvc_any_cuda_list(int n, fsvc_tensor *const *ts);
 #define FSVC_DISPATCH_CUDA_LIST(op, n, ts, ...)                                                    \
   FSVC_DISPATCH_CUDA_IF_(fsvc_any_cuda_list(n, ts), NULL, op, n, ts, __VA_ARGS__)
 
+/* For public functions without a device implementation (DSP, audio, checkpoints): fails with
+ * "op: CUDA tensors are not supported yet (move them with :cpu())" when an argument is a CUDA
+ * tensor, so host code never dereferences a device pointer. */
+void fsvc_cuda_refuse_error(const char *op);
+#define FSVC_REFUSE_CUDA(op, ...)                                                                  \
+  do {                                                                                             \
+    if (FSVC_ANY_CUDA(__VA_ARGS__)) {                                                              \
+      fsvc_cuda_refuse_error(#op);                                                                 \
+      return NULL;                                                                                 \
+    }                                                                                              \
+  } while (0)
+#define FSVC_REFUSE_CUDA_INT(op, ...)                                                              \
+  do {                                                                                             \
+    if (FSVC_ANY_CUDA(__VA_ARGS__)) {                                                              \
+      fsvc_cuda_refuse_error(#op);                                                                 \
+      return -1;                                                                                   \
+    }                                                                                              \
+  } while (0)
+
 #endif
