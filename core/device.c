@@ -1,6 +1,7 @@
 /* Devices: queries, device-aware creation and copies, the differentiable to_device op, and the
  * error paths of the dispatch (see fsvc/device.h). Without the CUDA backend every query answers
  * "no device" and every attempt to put a tensor on one fails with a message naming the fix. */
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -142,6 +143,9 @@ static const fsvc_device_backend *backend_for(fsvc_device d, const char *op) {
 }
 
 /* ---- creation --------------------------------------------------------------------------------- */
+static _Atomic int64_t device_bytes_total = 0;
+int64_t fsvc_device_bytes_total(void) { return atomic_load(&device_bytes_total); }
+
 fsvc_tensor *fsvc_empty_on(int ndim, const int64_t *shape, fsvc_dtype dt, fsvc_device d) {
   if (d.type == FSVC_CPU) return fsvc_empty(ndim, shape, dt);
   const fsvc_device_backend *b = backend_for(d, "empty");
@@ -154,6 +158,7 @@ fsvc_tensor *fsvc_empty_on(int ndim, const int64_t *shape, fsvc_dtype dt, fsvc_d
   size_t nbytes = (size_t)fsvc_numel(t) * fsvc_dtype_size(dt);
   void *p = b->alloc(d.index, nbytes);
   if (!p) { fsvc_tensor_release(t); return NULL; }
+  atomic_fetch_add(&device_bytes_total, (int64_t)nbytes);
   t->storage->data = p;
   t->storage->nbytes = nbytes;
   t->storage->device = d;

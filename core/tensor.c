@@ -16,7 +16,8 @@ static _Atomic int64_t bytes_live = 0;
 static _Atomic int64_t bytes_total = 0;
 
 int64_t fsvc_memory_allocated(void) { return atomic_load(&bytes_live); }
-int64_t fsvc_memory_allocated_total(void) { return atomic_load(&bytes_total); }
+/* device bytes count too: Lua's collector, paced by this total, must also run for GPU tensors */
+int64_t fsvc_memory_allocated_total(void) { return atomic_load(&bytes_total) + fsvc_device_bytes_total(); }
 
 /* ---- dtypes --------------------------------------------------------------------------------- */
 static const struct {
