@@ -260,6 +260,63 @@ int nn_conv1d_direct_wgrad_f32(int64_t B, int64_t groups, int64_t Cin_g, int64_t
   }
   return 0;
 }
+/* The short-sequence weight gradient when the sequence is long next to the channel count (96
+ * channels x 800 frames): unfolding the input would cost more than reordering the weights, so
+ * per tap, gW_k[co, ci] = sum_t gy[co, t] xT[t + shift, ci] with x transposed to xT [Tx, Cin]
+ * (32 input channels per vector) and gy read as the "weights"; the result goes through a
+ * [K, Cout, Cin] scratch and is interleaved into gw. */
+static int wgrad_short_taps(int64_t B, int64_t groups, int64_t Cin_g, int64_t Tx,
+                                     int64_t Cout_g, int64_t Ty, int64_t K, int64_t dil,
+                                     int64_t pad, const float *x, const float *gy, float *gw) {
+  size_t nxt = (size_t)(B * Tx * Cin_g), ns = (size_t)(K * Cout_g * Cin_g);
+  float *xt = nn_scratch(NN_SCRATCH_DIRECT, sizeof(float) * (nxt + ns));
+  if (!xt) { fsvc_set_error("conv1d backward: out of memory"); return -1; }
+  float *sk = xt + nxt;
+  int64_t nblk = (Cout_g + DIRECT_MR - 1) / DIRECT_MR, nct = (Cin_g + DIRECT_NR - 1) / DIRECT_NR;
+  for (int64_t g = 0; g < groups; g++) {
+    /* xt[b][t][ci] = x[b, g*Cin_g + ci, t] */
+#pragma omp parallel for if (nxt > 16384)
+    for (int64_t bt = 0; bt < B * Tx; bt++) {
+      int64_t b = bt / Tx, t = bt % Tx;
+      const float *xs = x + (b * groups + g) * Cin_g * Tx + t;
+      float *d = xt + bt * Cin_g;
+      for (int64_t ci = 0; ci < Cin_g; ci++) d[ci] = xs[ci * Tx];
+    }
+    int64_t items = K * nblk * nct;
+    double work = (double)B * Cout_g * Cin_g * K * Ty;
+#pragma omp parallel for schedule(static) if (work > 2e5)
+    for (int64_t it = 0; it < items; it++) {
+      int64_t ct = it % nct, blk = (it / nct) % nblk, k = it / (nct * nblk);
+      int64_t shift = k * dil - pad;
+      int64_t lo = shift < 0 ? -shift : 0, hi = Tx - shift < Ty ? Tx - shift : Ty;
+      int64_t co0 = blk * DIRECT_MR, rows = Cout_g - co0 < DIRECT_MR ? Cout_g - co0 : DIRECT_MR;
+      int64_t c0 = ct * DIRECT_NR, n = Cin_g - c0 < DIRECT_NR ? Cin_g - c0 : DIRECT_NR;
+      /* with one tap, [K, Cout, Cin] is gw's own layout: write it in place */
+      float *out = (K == 1 ? gw + g * Cout_g * Cin_g : sk) + (k * Cout_g + co0) * Cin_g;
+      if (hi <= lo) { /* this tap never sees the input: zero gradient */
+        for (int64_t r = 0; r < rows; r++) memset(out + r * Cin_g + c0, 0, sizeof(float) * n);
+        continue;
+      }
+      for (int64_t b = 0; b < B; b++) {
+        const float *gyb = gy + ((b * groups + g) * Cout_g + co0) * Ty + lo;
+        const float *xtb = xt + (b * Tx + lo + shift) * Cin_g;
+        /* rows of "x" = time steps (stride Cin_g), lanes = input channels c0 .. c0+n */
+        tile_12x32(xtb, hi - lo, Cin_g, gyb, Ty, 1, 0, 1, 0, 0, c0, n, NULL, b > 0, rows, out,
+                   Cin_g);
+      }
+    }
+    /* gw[g*Cout_g + co][ci][k] = sk[k][co][ci] */
+    if (K == 1) continue;
+    float *gwg = gw + g * Cout_g * Cin_g * K;
+#pragma omp parallel for if (ns > 65536)
+    for (int64_t co = 0; co < Cout_g; co++)
+      for (int64_t ci = 0; ci < Cin_g; ci++)
+        for (int64_t k = 0; k < K; k++)
+          gwg[(co * Cin_g + ci) * K + k] = sk[(k * Cout_g + co) * Cin_g + ci];
+  }
+  nn_scratch_done(NN_SCRATCH_DIRECT, xt);
+  return 0;
+}
 /* Weight gradient for short sequences (the 50-200 frame layers): with few time steps the
  * horizontal sums above cost as much as the products, so the time axis becomes the reduction
  * of the 12 x 32 forward tile instead: gw[co, j] = sum_t gy[co, t] xp[t, j] over the columns
@@ -272,6 +329,10 @@ int nn_conv1d_direct_wgrad_short_f32(int64_t B, int64_t groups, int64_t Cin_g, i
                                      int64_t Cout_g, int64_t Ty, int64_t K, int64_t dil,
                                      int64_t pad, const float *x, const float *gy, float *gw) {
   int64_t CK = Cin_g * K;
+  /* element copies: unfolding B*Ty*CK against transposing B*Tx*Cin plus reordering Cout*CK
+   * (with one tap there is nothing to reorder, and the plain transpose is the faster copy) */
+  if (K == 1 || B * Ty * CK > B * Tx * Cin_g + Cout_g * CK)
+    return wgrad_short_taps(B, groups, Cin_g, Tx, Cout_g, Ty, K, dil, pad, x, gy, gw);
   float *xp = nn_scratch(NN_SCRATCH_DIRECT, sizeof(float) * (size_t)(B * Ty * CK));
   if (!xp) { fsvc_set_error("conv1d backward: out of memory"); return -1; }
   int64_t nblk = (Cout_g + DIRECT_MR - 1) / DIRECT_MR, nct = (CK + DIRECT_NR - 1) / DIRECT_NR;
