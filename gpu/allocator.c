@@ -25,7 +25,10 @@ typedef struct block {
 /* live blocks are found again by pointer on release: a small open hash */
 #define LIVE_BUCKETS 4096
 static block *live[LIVE_BUCKETS];
-static block *free_list = NULL; /* cached blocks, newest first */
+/* cached blocks, newest first, in buckets by size class (a training step has thousands of live
+ * and cached blocks; a single list would make every allocation a long walk) */
+#define FREE_BUCKETS 1024
+static block *free_lists[FREE_BUCKETS];
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static fsvc_gpu_memory_stats stats;
 
@@ -39,20 +42,23 @@ static size_t size_class(size_t n) {
 }
 
 static unsigned hash_ptr(const void *p) { return (unsigned)(((uintptr_t)p >> 9) % LIVE_BUCKETS); }
+static unsigned hash_size(size_t size) { return (unsigned)((size >> 9) % FREE_BUCKETS); }
 
 static void release_cached_locked(void) {
-  block *b = free_list;
-  free_list = NULL;
-  while (b) {
-    block *next = b->next;
-    int prev = -1;
-    cudaGetDevice(&prev);
-    cudaSetDevice(b->device);
-    cudaFree(b->p);
-    if (prev >= 0) cudaSetDevice(prev);
-    stats.reserved -= (int64_t)b->size;
-    free(b);
-    b = next;
+  for (int k = 0; k < FREE_BUCKETS; k++) {
+    block *b = free_lists[k];
+    free_lists[k] = NULL;
+    while (b) {
+      block *next = b->next;
+      int prev = -1;
+      cudaGetDevice(&prev);
+      cudaSetDevice(b->device);
+      cudaFree(b->p);
+      if (prev >= 0) cudaSetDevice(prev);
+      stats.reserved -= (int64_t)b->size;
+      free(b);
+      b = next;
+    }
   }
 }
 
@@ -60,7 +66,7 @@ void *fsvc_gpu_alloc(int device, size_t nbytes) {
   size_t size = size_class(nbytes);
   void *stream = fsvc_gpu_stream();
   pthread_mutex_lock(&lock);
-  block **pp = &free_list, *b = NULL;
+  block **pp = &free_lists[hash_size(size)], *b = NULL;
   for (; *pp; pp = &(*pp)->next) {
     if ((*pp)->size == size && (*pp)->device == device && (*pp)->stream == stream) {
       b = *pp;
@@ -125,8 +131,9 @@ void fsvc_gpu_release(void *owner, void *p, size_t nbytes) {
   if (b) {
     *pp = b->next;
     stats.allocated -= (int64_t)b->size;
-    b->next = free_list;
-    free_list = b;
+    unsigned k = hash_size(b->size);
+    b->next = free_lists[k];
+    free_lists[k] = b;
   }
   pthread_mutex_unlock(&lock);
 }
