@@ -354,7 +354,13 @@ int nn_conv1d_direct_wgrad_short_f32(int64_t B, int64_t groups, int64_t Cin_g, i
             const float *xr = xb + ci * Tx + k * dil - pad; /* xr[t] = x[ci, t + k*dil - pad] */
             float *d = xpb + ci * K + k;
             int64_t lo = pad - k * dil, hi = Tx + pad - k * dil; /* valid t: [lo, hi) */
-            for (int64_t t = t0; t < t1; t++) d[t * CK] = (t >= lo && t < hi) ? xr[t] : 0.f;
+            if (lo < t0) lo = t0;
+            if (hi > t1) hi = t1;
+            if (hi < lo) hi = lo;
+            int64_t t = t0;
+            for (; t < lo; t++) d[t * CK] = 0.f;
+            for (; t < hi; t++) d[t * CK] = xr[t];
+            for (; t < t1; t++) d[t * CK] = 0.f;
           }
       }
 #pragma omp for schedule(static)
