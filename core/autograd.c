@@ -248,7 +248,7 @@ static uint64_t engine_epoch = 0;
 static int add_in_place_if_private(fsvc_tensor *slot, const fsvc_tensor *g) {
   if (slot->refcount != 1 || !slot->storage || slot->storage->refcount != 1 ||
       slot->storage->release || !fsvc_is_contiguous(slot) || !fsvc_same_shape(slot, g) ||
-      slot->dtype != g->dtype || !fsvc_is_contiguous(g) ||
+      slot->dtype != g->dtype || !fsvc_is_contiguous(g) || fsvc_tensor_is_cuda(g) ||
       (slot->dtype != FSVC_FLOAT32 && slot->dtype != FSVC_FLOAT64))
     return 0;
   int64_t n = fsvc_numel(slot);
