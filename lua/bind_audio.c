@@ -9,7 +9,6 @@
  *   fsvc.audio.info(path) -> {frames=, channels=, sample_rate=, format=, subtype=, duration=}
  */
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,46 +16,18 @@
 #include "fsvc/audio.h"
 #include "fsvc_lua.h"
 
-/* luaL_error with the full printf formats (%g, %lld) that lua_pushfstring lacks. */
-static int raisef(lua_State *L, const char *fmt, ...) {
-  char buf[512];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(buf, sizeof buf, fmt, ap);
-  va_end(ap);
-  return luaL_error(L, "%s", buf);
-}
-
-static void check_keys(lua_State *L, int idx, const char *op, const char *const *keys) {
-  if (lua_isnoneornil(L, idx)) return;
-  if (!lua_istable(L, idx) || fsvc_lua_is_tensor(L, idx))
-    raisef(L, "%s: options must be a table, got %s", op, luaL_typename(L, idx));
-  idx = lua_absindex(L, idx);
-  lua_pushnil(L);
-  while (lua_next(L, idx)) {
-    lua_pop(L, 1);
-    int ok = 0;
-    if (lua_type(L, -1) == LUA_TSTRING)
-      for (const char *const *k = keys; *k; k++) ok |= strcmp(*k, lua_tostring(L, -1)) == 0;
-    if (!ok) {
-      const char *name = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : luaL_typename(L, -1);
-      raisef(L, "%s: unknown option '%s'", op, name);
-    }
-  }
-}
-
 /* Raises the C API's message, which already names the function and the file. */
 static int raise_api(lua_State *L, const char *op, const char *path, const char *err) {
-  if (!err[0]) return raisef(L, "%s: %s: failed", op, path);
-  if (strncmp(err, op, strlen(op)) == 0) return raisef(L, "%s", err);
-  return raisef(L, "%s: %s", op, err);
+  if (!err[0]) return fsvc_lua_raisef(L, "%s: %s: failed", op, path);
+  if (strncmp(err, op, strlen(op)) == 0) return fsvc_lua_raisef(L, "%s", err);
+  return fsvc_lua_raisef(L, "%s: %s", op, err);
 }
 
 static const char *check_path(lua_State *L, const char *op) {
   if (lua_type(L, 1) != LUA_TSTRING)
-    raisef(L, "%s: argument #1 (path) must be a string, got %s", op, luaL_typename(L, 1));
+    fsvc_lua_raisef(L, "%s: argument #1 (path) must be a string, got %s", op, luaL_typename(L, 1));
   const char *p = lua_tostring(L, 1);
-  if (!p[0]) raisef(L, "%s: path is empty", op);
+  if (!p[0]) fsvc_lua_raisef(L, "%s: path is empty", op);
   return p;
 }
 
@@ -64,7 +35,7 @@ static int l_load(lua_State *L) {
   const char *op = "audio.load";
   const char *path = check_path(L, op);
   static const char *const keys[] = {"mono", "sr", NULL};
-  check_keys(L, 2, op, keys);
+  fsvc_lua_check_option_keys(L, 2, op, keys);
   int mono = fsvc_lua_opt_field_bool(L, 2, "mono", 0, op);
   double want = fsvc_lua_opt_field_number(L, 2, "sr", 0, op);
   if (lua_istable(L, 2)) {
@@ -72,7 +43,7 @@ static int l_load(lua_State *L) {
     int given = !lua_isnil(L, -1);
     lua_pop(L, 1);
     if (given && (!(want > 0) || !isfinite(want) || want > 1e7))
-      raisef(L, "%s: %s: option sr must be a positive sample rate, got %g", op, path, want);
+      fsvc_lua_raisef(L, "%s: %s: option sr must be a positive sample rate, got %g", op, path, want);
   }
   float *buf = NULL;
   int64_t frames = 0;
@@ -99,7 +70,7 @@ static int l_load(lua_State *L) {
     free(buf);
     if (rc) {
       free(out);
-      return raisef(L, "%s: %s: %s", op, path, err);
+      return fsvc_lua_raisef(L, "%s: %s: %s", op, path, err);
     }
   }
   int64_t shape[2] = {channels, out_frames};
@@ -122,28 +93,28 @@ static int l_save(lua_State *L) {
   fsvc_tensor *x = fsvc_lua_check_tensor(L, 2, op, "signal");
   double sr = fsvc_lua_check_number(L, 3, op, "sample_rate");
   if (!(sr >= 1) || sr != floor(sr) || sr > 1e7)
-    raisef(L, "%s: %s: sample rate must be a positive integer, got %g", op, path, sr);
+    fsvc_lua_raisef(L, "%s: %s: sample rate must be a positive integer, got %g", op, path, sr);
   static const char *const keys[] = {"format", "subtype", NULL};
-  check_keys(L, 4, op, keys);
+  fsvc_lua_check_option_keys(L, 4, op, keys);
   const char *format = fsvc_lua_opt_field_string(L, 4, "format", NULL, op);
   const char *subtype = fsvc_lua_opt_field_string(L, 4, "subtype", "pcm16", op);
   fsvc_audio_sample_format sf;
   if (!strcmp(subtype, "pcm16")) sf = FSVC_AUDIO_PCM16;
   else if (!strcmp(subtype, "pcm24")) sf = FSVC_AUDIO_PCM24;
   else if (!strcmp(subtype, "float")) sf = FSVC_AUDIO_FLOAT32;
-  else return raisef(L, "%s: %s: subtype must be 'pcm16', 'pcm24' or 'float', got '%s'", op, path, subtype);
+  else return fsvc_lua_raisef(L, "%s: %s: subtype must be 'pcm16', 'pcm24' or 'float', got '%s'", op, path, subtype);
   if (format && strcmp(format, "wav") && strcmp(format, "flac"))
-    raisef(L, "%s: %s: format must be 'wav' or 'flac', got '%s'", op, path, format);
+    fsvc_lua_raisef(L, "%s: %s: format must be 'wav' or 'flac', got '%s'", op, path, format);
   char sb[64];
   if (x->dtype != FSVC_FLOAT32 && x->dtype != FSVC_FLOAT64)
-    raisef(L, "%s: %s: signal must be float32 or float64, got %s", op, path, fsvc_dtype_name(x->dtype));
+    fsvc_lua_raisef(L, "%s: %s: signal must be float32 or float64, got %s", op, path, fsvc_dtype_name(x->dtype));
   if ((x->ndim != 1 && x->ndim != 2) || fsvc_numel(x) < 1)
-    raisef(L, "%s: %s: signal must be a non-empty [L] or [C, L], got %s", op, path,
+    fsvc_lua_raisef(L, "%s: %s: signal must be a non-empty [L] or [C, L], got %s", op, path,
                fsvc_shape_str(x, sb, sizeof sb));
   int channels = x->ndim == 2 ? (int)x->shape[0] : 1;
   int64_t frames = x->shape[x->ndim - 1];
-  if (channels > 256) raisef(L, "%s: %s: %d channels (is the signal [C, L]?)", op, path, channels);
-  if (fsvc_has_nonfinite(x)) raisef(L, "%s: %s: signal has a NaN or Inf sample", op, path);
+  if (channels > 256) fsvc_lua_raisef(L, "%s: %s: %d channels (is the signal [C, L]?)", op, path, channels);
+  if (fsvc_has_nonfinite(x)) fsvc_lua_raisef(L, "%s: %s: signal has a NaN or Inf sample", op, path);
   fsvc_tensor *xf = fsvc_to_dtype_raw(x, FSVC_FLOAT32); /* contiguous planar [C, L] */
   if (!xf) return fsvc_lua_error(L);
   char err[512] = "";

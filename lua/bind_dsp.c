@@ -23,7 +23,6 @@
  *   dsp.dio(x, sr, {f0_floor, f0_ceil, frame_period, allowed_range=0.1, channels_in_octave=2, speed=1})
  */
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,44 +32,15 @@
 #include "fsvc/f0.h"
 #include "fsvc_lua.h"
 
-/* luaL_error with the full printf formats (%g, %lld) that lua_pushfstring lacks. */
-static int raisef(lua_State *L, const char *fmt, ...) {
-  char buf[512];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(buf, sizeof buf, fmt, ap);
-  va_end(ap);
-  return luaL_error(L, "%s", buf);
-}
-
 #define OSC_MT "fsvc.dsp.Oscillator"
 #define SSTFT_MT "fsvc.dsp.StreamSTFT"
-
-/* Raises an error for any key of the options table at idx that is not in keys. */
-static void check_keys(lua_State *L, int idx, const char *op, const char *const *keys) {
-  if (lua_isnoneornil(L, idx)) return;
-  if (!lua_istable(L, idx) || fsvc_lua_is_tensor(L, idx))
-    raisef(L, "%s: options must be a table, got %s", op, luaL_typename(L, idx));
-  idx = lua_absindex(L, idx);
-  lua_pushnil(L);
-  while (lua_next(L, idx)) {
-    lua_pop(L, 1);
-    int ok = 0;
-    if (lua_type(L, -1) == LUA_TSTRING)
-      for (const char *const *k = keys; *k; k++) ok |= strcmp(*k, lua_tostring(L, -1)) == 0;
-    if (!ok) {
-      const char *name = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : luaL_typename(L, -1);
-      raisef(L, "%s: unknown option '%s'", op, name);
-    }
-  }
-}
 
 static fsvc_stft_pad check_pad_mode(lua_State *L, int idx, const char *op) {
   const char *m = fsvc_lua_opt_field_string(L, idx, "pad_mode", "reflect", op);
   if (!strcmp(m, "reflect")) return FSVC_STFT_PAD_REFLECT;
   if (!strcmp(m, "constant")) return FSVC_STFT_PAD_CONSTANT;
   if (!strcmp(m, "replicate")) return FSVC_STFT_PAD_REPLICATE;
-  raisef(L, "%s: pad_mode must be 'reflect', 'constant' or 'replicate', got '%s'", op, m);
+  fsvc_lua_raisef(L, "%s: pad_mode must be 'reflect', 'constant' or 'replicate', got '%s'", op, m);
   return FSVC_STFT_PAD_REFLECT;
 }
 
@@ -82,7 +52,7 @@ static fsvc_tensor *opt_field_tensor(lua_State *L, int idx, const char *key, con
     return NULL;
   }
   if (!fsvc_lua_is_tensor(L, -1))
-    raisef(L, "%s: option '%s' must be a tensor, got %s", op, key, luaL_typename(L, -1));
+    fsvc_lua_raisef(L, "%s: option '%s' must be a tensor, got %s", op, key, luaL_typename(L, -1));
   fsvc_tensor *t = fsvc_lua_check_tensor(L, -1, op, key);
   lua_pop(L, 1); /* still referenced by the options table */
   return t;
@@ -94,15 +64,15 @@ static const char *const stft_keys[] = {"n_fft", "hop_length", "win_length", "wi
 /* STFT options from the table at idx; n_fft is required unless def_n_fft > 0. */
 static void check_stft_options(lua_State *L, int idx, const char *op, fsvc_stft_options *o,
                                int def_center) {
-  check_keys(L, idx, op, stft_keys);
-  if (lua_isnoneornil(L, idx)) raisef(L, "%s: options table with n_fft is required", op);
+  fsvc_lua_check_option_keys(L, idx, op, stft_keys);
+  if (lua_isnoneornil(L, idx)) fsvc_lua_raisef(L, "%s: options table with n_fft is required", op);
   int64_t n = fsvc_lua_opt_field_int(L, idx, "n_fft", -1, op);
-  if (n < 1) raisef(L, "%s: option 'n_fft' is required and must be >= 1", op);
+  if (n < 1) fsvc_lua_raisef(L, "%s: option 'n_fft' is required and must be >= 1", op);
   fsvc_stft_default_options(o, n);
   o->hop_length = fsvc_lua_opt_field_int(L, idx, "hop_length", n / 4 > 0 ? n / 4 : 1, op);
   o->win_length = fsvc_lua_opt_field_int(L, idx, "win_length", n, op);
-  if (o->hop_length < 1) raisef(L, "%s: hop_length must be >= 1", op);
-  if (o->win_length < 1) raisef(L, "%s: win_length must be >= 1", op);
+  if (o->hop_length < 1) fsvc_lua_raisef(L, "%s: hop_length must be >= 1", op);
+  if (o->win_length < 1) fsvc_lua_raisef(L, "%s: win_length must be >= 1", op);
   o->window = opt_field_tensor(L, idx, "window", op);
   o->center = fsvc_lua_opt_field_bool(L, idx, "center", def_center, op);
   o->pad_mode = check_pad_mode(L, idx, op);
@@ -112,7 +82,7 @@ static void check_stft_options(lua_State *L, int idx, const char *op, fsvc_stft_
 static int l_hann_window(lua_State *L) {
   int64_t n = fsvc_lua_check_int(L, 1, "hann_window", "n");
   static const char *const keys[] = {"periodic", "dtype", NULL};
-  check_keys(L, 2, "hann_window", keys);
+  fsvc_lua_check_option_keys(L, 2, "hann_window", keys);
   int periodic = fsvc_lua_opt_field_bool(L, 2, "periodic", 1, "hann_window");
   fsvc_dtype dt = FSVC_FLOAT32;
   if (lua_istable(L, 2)) {
@@ -135,7 +105,7 @@ static int l_istft(lua_State *L) {
   fsvc_stft_options o;
   check_stft_options(L, 2, "istft", &o, 1);
   int64_t length = fsvc_lua_opt_field_int(L, 2, "length", 0, "istft");
-  if (length < 0) raisef(L, "istft: length must be >= 0");
+  if (length < 0) fsvc_lua_raisef(L, "istft: length must be >= 0");
   return fsvc_lua_push_tensor(L, fsvc_istft(s, &o, length));
 }
 
@@ -145,7 +115,7 @@ static int l_magnitude(lua_State *L) {
   if (lua_type(L, 2) == LUA_TNUMBER) p = lua_tonumber(L, 2);
   else {
     static const char *const keys[] = {"power", NULL};
-    check_keys(L, 2, "magnitude", keys);
+    fsvc_lua_check_option_keys(L, 2, "magnitude", keys);
     p = fsvc_lua_opt_field_number(L, 2, "power", 1.0, "magnitude");
   }
   return fsvc_lua_push_tensor(L, fsvc_magnitude(s, p));
@@ -162,7 +132,7 @@ static fsvc_mel_scale check_mel_scale(lua_State *L, int idx, const char *op) {
   const char *s = fsvc_lua_opt_field_string(L, idx, "mel_scale", "htk", op);
   if (!strcmp(s, "htk")) return FSVC_MEL_HTK;
   if (!strcmp(s, "slaney")) return FSVC_MEL_SLANEY;
-  raisef(L, "%s: mel_scale must be 'htk' or 'slaney', got '%s'", op, s);
+  fsvc_lua_raisef(L, "%s: mel_scale must be 'htk' or 'slaney', got '%s'", op, s);
   return FSVC_MEL_HTK;
 }
 
@@ -170,7 +140,7 @@ static int check_norm(lua_State *L, int idx, const char *op) {
   const char *s = fsvc_lua_opt_field_string(L, idx, "norm", NULL, op);
   if (!s) return 0;
   if (!strcmp(s, "slaney")) return 1;
-  raisef(L, "%s: norm must be nil or 'slaney', got '%s'", op, s);
+  fsvc_lua_raisef(L, "%s: norm must be nil or 'slaney', got '%s'", op, s);
   return 0;
 }
 
@@ -178,13 +148,13 @@ static int l_mel_filterbank(lua_State *L) {
   const char *op = "mel_filterbank";
   static const char *const keys[] = {"sample_rate", "n_fft", "n_freqs", "n_mels", "f_min",
                                      "f_max", "mel_scale", "norm", "dtype", NULL};
-  if (!lua_istable(L, 1)) raisef(L, "%s: expects an options table {sample_rate, n_fft, n_mels}", op);
-  check_keys(L, 1, op, keys);
+  if (!lua_istable(L, 1)) fsvc_lua_raisef(L, "%s: expects an options table {sample_rate, n_fft, n_mels}", op);
+  fsvc_lua_check_option_keys(L, 1, op, keys);
   double sr = fsvc_lua_opt_field_number(L, 1, "sample_rate", -1, op);
-  if (!(sr > 0)) raisef(L, "%s: option 'sample_rate' is required and must be > 0", op);
+  if (!(sr > 0)) fsvc_lua_raisef(L, "%s: option 'sample_rate' is required and must be > 0", op);
   int64_t n_fft = fsvc_lua_opt_field_int(L, 1, "n_fft", 0, op);
   int64_t n_freqs = fsvc_lua_opt_field_int(L, 1, "n_freqs", n_fft > 0 ? n_fft / 2 + 1 : 0, op);
-  if (n_freqs < 2) raisef(L, "%s: give n_fft >= 2 (or n_freqs >= 2)", op);
+  if (n_freqs < 2) fsvc_lua_raisef(L, "%s: give n_fft >= 2 (or n_freqs >= 2)", op);
   int64_t n_mels = fsvc_lua_opt_field_int(L, 1, "n_mels", 128, op);
   double f_min = fsvc_lua_opt_field_number(L, 1, "f_min", 0, op);
   double f_max = fsvc_lua_opt_field_number(L, 1, "f_max", sr / 2, op);
@@ -202,7 +172,7 @@ static int l_mel_spectrogram(lua_State *L) {
   static const char *const keys[] = {"sample_rate", "n_fft", "hop_length", "win_length", "n_mels",
                                      "f_min", "f_max", "power", "center", "pad_mode", "mel_scale",
                                      "norm", NULL};
-  check_keys(L, 2, op, keys);
+  fsvc_lua_check_option_keys(L, 2, op, keys);
   fsvc_mel_options o;
   fsvc_mel_default_options(&o);
   o.sample_rate = fsvc_lua_opt_field_number(L, 2, "sample_rate", o.sample_rate, op);
@@ -217,8 +187,8 @@ static int l_mel_spectrogram(lua_State *L) {
   o.pad_mode = check_pad_mode(L, 2, op);
   o.mel_scale = check_mel_scale(L, 2, op);
   o.slaney_norm = check_norm(L, 2, op);
-  if (!(o.sample_rate > 0)) raisef(L, "%s: sample_rate must be > 0", op);
-  if (o.hop_length < 1 || o.win_length < 1) raisef(L, "%s: hop_length and win_length must be >= 1", op);
+  if (!(o.sample_rate > 0)) fsvc_lua_raisef(L, "%s: sample_rate must be > 0", op);
+  if (o.hop_length < 1 || o.win_length < 1) fsvc_lua_raisef(L, "%s: hop_length and win_length must be >= 1", op);
   return fsvc_lua_push_tensor(L, fsvc_mel_spectrogram(x, &o));
 }
 
@@ -240,7 +210,7 @@ static int l_energy(lua_State *L) {
   if (lua_type(L, 2) == LUA_TNUMBER) fs = fsvc_lua_check_int(L, 2, "energy", "frame_size");
   else {
     static const char *const keys[] = {"frame_size", NULL};
-    check_keys(L, 2, "energy", keys);
+    fsvc_lua_check_option_keys(L, 2, "energy", keys);
     fs = fsvc_lua_opt_field_int(L, 2, "frame_size", 480, "energy");
   }
   return fsvc_lua_push_tensor(L, fsvc_energy(x, fs));
@@ -265,14 +235,14 @@ static int l_oscillate_harmonics(lua_State *L) {
   double minf = 10.0;
   int want_phase = 0;
   if (opt) {
-    check_keys(L, opt, op, keys);
+    fsvc_lua_check_option_keys(L, opt, op, keys);
     fs = fsvc_lua_opt_field_int(L, opt, "frame_size", fs, op);
     sr = fsvc_lua_opt_field_number(L, opt, "sample_rate", sr, op);
     nh = fsvc_lua_opt_field_int(L, opt, "num_harmonics", nh, op);
     minf = fsvc_lua_opt_field_number(L, opt, "min_frequency", minf, op);
     want_phase = fsvc_lua_opt_field_bool(L, opt, "return_phase", 0, op);
   }
-  if (nh < 0 || nh > 4096) raisef(L, "%s: num_harmonics must be in 0..4096, got %d", op, (int)nh);
+  if (nh < 0 || nh > 4096) fsvc_lua_raisef(L, "%s: num_harmonics must be in 0..4096, got %d", op, (int)nh);
   fsvc_tensor *phase = NULL;
   fsvc_tensor *h = fsvc_oscillate_harmonics(f0, fs, sr, (int)nh, minf, want_phase ? &phase : NULL);
   fsvc_lua_push_tensor(L, h);
@@ -288,8 +258,8 @@ typedef struct {
 
 static osc_ud *check_osc(lua_State *L, const char *op) {
   osc_ud *u = luaL_testudata(L, 1, OSC_MT);
-  if (!u) raisef(L, "%s: expects an Oscillator (use osc:%s(...))", op, op + 11);
-  if (!u->o) raisef(L, "%s: the oscillator was closed", op);
+  if (!u) fsvc_lua_raisef(L, "%s: expects an Oscillator (use osc:%s(...))", op, op + 11);
+  if (!u->o) fsvc_lua_raisef(L, "%s: the oscillator was closed", op);
   return u;
 }
 
@@ -297,13 +267,13 @@ static int l_osc_new(lua_State *L) {
   const char *op = "Oscillator";
   static const char *const keys[] = {"frame_size", "sample_rate", "num_harmonics",
                                      "min_frequency", "batch", NULL};
-  check_keys(L, 1, op, keys);
+  fsvc_lua_check_option_keys(L, 1, op, keys);
   int64_t fs = fsvc_lua_opt_field_int(L, 1, "frame_size", 480, op);
   double sr = fsvc_lua_opt_field_number(L, 1, "sample_rate", 24000, op);
   int64_t nh = fsvc_lua_opt_field_int(L, 1, "num_harmonics", 0, op);
   double minf = fsvc_lua_opt_field_number(L, 1, "min_frequency", 10, op);
   int64_t batch = fsvc_lua_opt_field_int(L, 1, "batch", 0, op);
-  if (nh < 0 || nh > 4096) raisef(L, "%s: num_harmonics must be in 0..4096", op);
+  if (nh < 0 || nh > 4096) fsvc_lua_raisef(L, "%s: num_harmonics must be in 0..4096", op);
   osc_ud *u = lua_newuserdatauv(L, sizeof *u, 0);
   u->o = NULL;
   u->last_dtype = FSVC_FLOAT32;
@@ -345,8 +315,8 @@ typedef struct {
 
 static sstft_ud *check_sstft(lua_State *L, const char *op) {
   sstft_ud *u = luaL_testudata(L, 1, SSTFT_MT);
-  if (!u) raisef(L, "%s: expects a StreamSTFT (use st:%s(...))", op, op + 11);
-  if (!u->s) raisef(L, "%s: the stream was closed", op);
+  if (!u) fsvc_lua_raisef(L, "%s: expects a StreamSTFT (use st:%s(...))", op, op + 11);
+  if (!u->s) fsvc_lua_raisef(L, "%s: the stream was closed", op);
   return u;
 }
 
@@ -399,7 +369,7 @@ static int l_freq2id(lua_State *L) {
 static int l_id2freq(lua_State *L) {
   fsvc_tensor *ids = fsvc_lua_check_tensor(L, 1, "id2freq", "ids");
   static const char *const keys[] = {"dtype", NULL};
-  check_keys(L, 2, "id2freq", keys);
+  fsvc_lua_check_option_keys(L, 2, "id2freq", keys);
   fsvc_dtype dt = FSVC_FLOAT32;
   if (lua_istable(L, 2)) {
     lua_getfield(L, 2, "dtype");
@@ -418,7 +388,7 @@ static int l_interpolate_f0(lua_State *L) {
 /* ---- resampling ------------------------------------------------------------------------------- */
 static double check_rate(lua_State *L, int idx, const char *op, const char *name) {
   double r = fsvc_lua_check_number(L, idx, op, name);
-  if (!(r > 0) || !isfinite(r)) raisef(L, "%s: %s must be a positive sample rate, got %g", op, name, r);
+  if (!(r > 0) || !isfinite(r)) fsvc_lua_raisef(L, "%s: %s must be a positive sample rate, got %g", op, name, r);
   return r;
 }
 
@@ -428,15 +398,15 @@ static int l_resample(lua_State *L) {
   double from = check_rate(L, 2, op, "from"), to = check_rate(L, 3, op, "to");
   char sb[64];
   if (x->dtype != FSVC_FLOAT32 && x->dtype != FSVC_FLOAT64)
-    raisef(L, "%s: input must be float32 or float64, got %s", op, fsvc_dtype_name(x->dtype));
+    fsvc_lua_raisef(L, "%s: input must be float32 or float64, got %s", op, fsvc_dtype_name(x->dtype));
   if (x->ndim < 1 || fsvc_numel(x) < 1)
-    raisef(L, "%s: input must be a non-empty [..., L] signal, got %s", op,
+    fsvc_lua_raisef(L, "%s: input must be a non-empty [..., L] signal, got %s", op,
                fsvc_shape_str(x, sb, sizeof sb));
-  if (fsvc_has_nonfinite(x)) raisef(L, "%s: input has a NaN or Inf sample", op);
+  if (fsvc_has_nonfinite(x)) fsvc_lua_raisef(L, "%s: input has a NaN or Inf sample", op);
   const int64_t n = x->shape[x->ndim - 1], rows = fsvc_numel(x) / n;
   int64_t m = fsvc_resample_output_length(n, from, to);
   if (m < 1)
-    raisef(L, "%s: %lld samples at %g Hz give no output samples at %g Hz", op, (long long)n,
+    fsvc_lua_raisef(L, "%s: %lld samples at %g Hz give no output samples at %g Hz", op, (long long)n,
                from, to);
   fsvc_tensor *xf = fsvc_to_dtype_raw(x, FSVC_FLOAT32);
   int64_t shape[FSVC_MAX_DIMS];
@@ -456,7 +426,7 @@ static int l_resample(lua_State *L) {
   fsvc_tensor_release(xf);
   if (rc) {
     fsvc_tensor_release(y);
-    raisef(L, "%s: %s", op, err);
+    fsvc_lua_raisef(L, "%s: %s", op, err);
   }
   if (x->dtype == FSVC_FLOAT64) {
     fsvc_tensor *yd = fsvc_to_dtype_raw(y, FSVC_FLOAT64);
@@ -471,10 +441,10 @@ static int f0_common(lua_State *L, int dio) {
   const char *op = dio ? "dio" : "harvest";
   fsvc_tensor *x = fsvc_lua_check_tensor(L, 1, op, "input");
   double sr = check_rate(L, 2, op, "sample_rate");
-  if (sr != floor(sr) || sr > 1e7) raisef(L, "%s: sample_rate must be an integer rate, got %g", op, sr);
+  if (sr != floor(sr) || sr > 1e7) fsvc_lua_raisef(L, "%s: sample_rate must be an integer rate, got %g", op, sr);
   static const char *const keys[] = {"f0_floor", "f0_ceil", "frame_period", "allowed_range",
                                      "channels_in_octave", "speed", NULL};
-  check_keys(L, 3, op, keys);
+  fsvc_lua_check_option_keys(L, 3, op, keys);
   fsvc_f0_options o;
   fsvc_f0_default_options(&o);
   o.f0_floor = fsvc_lua_opt_field_number(L, 3, "f0_floor", o.f0_floor, op);
@@ -485,15 +455,15 @@ static int f0_common(lua_State *L, int dio) {
   o.speed = (int)fsvc_lua_opt_field_int(L, 3, "speed", o.speed, op);
   char sb[64];
   if (x->dtype != FSVC_FLOAT32 && x->dtype != FSVC_FLOAT64)
-    raisef(L, "%s: input must be float32 or float64, got %s", op, fsvc_dtype_name(x->dtype));
+    fsvc_lua_raisef(L, "%s: input must be float32 or float64, got %s", op, fsvc_dtype_name(x->dtype));
   if (x->ndim != 1 && !(x->ndim == 2 && x->shape[0] == 1))
-    raisef(L, "%s: input must be a mono signal [L] (or [1, L]), got %s", op,
+    fsvc_lua_raisef(L, "%s: input must be a mono signal [L] (or [1, L]), got %s", op,
                fsvc_shape_str(x, sb, sizeof sb));
   const int64_t n = fsvc_numel(x);
-  if (n < 1) raisef(L, "%s: input is empty", op);
-  if (fsvc_has_nonfinite(x)) raisef(L, "%s: input has a NaN or Inf sample", op);
+  if (n < 1) fsvc_lua_raisef(L, "%s: input is empty", op);
+  if (fsvc_has_nonfinite(x)) fsvc_lua_raisef(L, "%s: input has a NaN or Inf sample", op);
   int64_t frames = fsvc_f0_frame_count(n, (int)sr, o.frame_period_ms);
-  if (frames < 1) raisef(L, "%s: bad frame_period %g", op, o.frame_period_ms);
+  if (frames < 1) fsvc_lua_raisef(L, "%s: bad frame_period %g", op, o.frame_period_ms);
   fsvc_tensor *xd = fsvc_to_dtype_raw(x, FSVC_FLOAT64);
   fsvc_tensor *f0 = fsvc_empty(1, &frames, FSVC_FLOAT64);
   if (!xd || !f0) {
@@ -507,8 +477,8 @@ static int f0_common(lua_State *L, int dio) {
   fsvc_tensor_release(xd);
   if (rc) {
     fsvc_tensor_release(f0);
-    return strncmp(err, op, strlen(op)) == 0 ? raisef(L, "%s", err)
-                                             : raisef(L, "%s: %s", op, err[0] ? err : "failed");
+    return strncmp(err, op, strlen(op)) == 0 ? fsvc_lua_raisef(L, "%s", err)
+                                             : fsvc_lua_raisef(L, "%s: %s", op, err[0] ? err : "failed");
   }
   return fsvc_lua_push_tensor(L, f0);
 }

@@ -57,26 +57,11 @@ static int conv_args(lua_State *L, const char *op, fsvc_tensor **x, fsvc_tensor 
   return lua_isnoneornil(L, 4) ? 0 : 4;
 }
 
-static void check_option_keys(lua_State *L, int idx, const char *op, const char *const *keys) {
-  if (!idx) return;
-  lua_pushnil(L);
-  while (lua_next(L, idx)) {
-    lua_pop(L, 1);
-    int ok = 0;
-    if (lua_type(L, -1) == LUA_TSTRING)
-      for (const char *const *k = keys; *k; k++) ok |= strcmp(*k, lua_tostring(L, -1)) == 0;
-    if (!ok) {
-      const char *name = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : luaL_typename(L, -1);
-      luaL_error(L, "%s: unknown option '%s'", op, name);
-    }
-  }
-}
-
 static int l_conv1d(lua_State *L) {
   fsvc_tensor *x, *w, *b;
   int o = conv_args(L, "conv1d", &x, &w, &b);
   static const char *const keys[] = {"stride", "padding", "dilation", "groups", NULL};
-  check_option_keys(L, o, "conv1d", keys);
+  if (o) fsvc_lua_check_option_keys(L, o, "conv1d", keys);
   fsvc_conv1d_params p;
   p.stride = fsvc_lua_opt_field_int(L, o ? o : 4, "stride", 1, "conv1d");
   p.padding = fsvc_lua_opt_field_int(L, o ? o : 4, "padding", 0, "conv1d");
@@ -95,7 +80,7 @@ static int l_conv_transpose1d(lua_State *L) {
   int o = conv_args(L, op, &x, &w, &b);
   static const char *const keys[] = {"stride", "padding", "output_padding", "dilation", "groups",
                                      NULL};
-  check_option_keys(L, o, op, keys);
+  if (o) fsvc_lua_check_option_keys(L, o, op, keys);
   int t = o ? o : 4;
   fsvc_conv1d_params p;
   p.stride = fsvc_lua_opt_field_int(L, t, "stride", 1, op);
@@ -115,7 +100,7 @@ static int pool(lua_State *L, const char *op, int is_max) {
   if (!lua_isnoneornil(L, 3) && !lua_istable(L, 3))
     return luaL_error(L, "%s: argument #3 (options) must be a table, got %s", op, luaL_typename(L, 3));
   static const char *const keys[] = {"stride", "padding", NULL};
-  check_option_keys(L, lua_istable(L, 3) ? 3 : 0, op, keys);
+  fsvc_lua_check_option_keys(L, 3, op, keys); /* nil or a table, checked above */
   int64_t s = fsvc_lua_opt_field_int(L, 3, "stride", k, op);
   int64_t p = fsvc_lua_opt_field_int(L, 3, "padding", 0, op);
   if (s < 1) return luaL_error(L, "%s: stride must be >= 1, got %d", op, (int)s);
@@ -131,7 +116,7 @@ static int l_interpolate(lua_State *L) {
     return luaL_error(L, "%s: argument #2 must be an options table {size=N} or {scale_factor=f}",
                       op);
   static const char *const keys[] = {"size", "scale_factor", "mode", "align_corners", NULL};
-  check_option_keys(L, 2, op, keys);
+  fsvc_lua_check_option_keys(L, 2, op, keys);
   lua_getfield(L, 2, "size");
   int has_size = !lua_isnil(L, -1);
   lua_getfield(L, 2, "scale_factor");

@@ -1,6 +1,7 @@
 /* The Tensor userdata: argument checking shared by every binding, creation functions, element
  * access, printing, autograd entry points and deterministic release. */
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -235,6 +236,35 @@ const char *fsvc_lua_opt_field_string(lua_State *L, int idx, const char *key, co
   const char *s = lua_tostring(L, -1);
   lua_pop(L, 1); /* the string stays alive in the option table */
   return s;
+}
+
+/* luaL_error with the full printf formats (%g, %lld) that lua_pushfstring lacks. */
+int fsvc_lua_raisef(lua_State *L, const char *fmt, ...) {
+  char buf[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  return luaL_error(L, "%s", buf);
+}
+
+/* Raises an error for any key of the options table at idx that is not in keys. */
+void fsvc_lua_check_option_keys(lua_State *L, int idx, const char *op, const char *const *keys) {
+  if (lua_isnoneornil(L, idx)) return;
+  if (!lua_istable(L, idx) || fsvc_lua_is_tensor(L, idx))
+    fsvc_lua_raisef(L, "%s: options must be a table, got %s", op, luaL_typename(L, idx));
+  idx = lua_absindex(L, idx);
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    lua_pop(L, 1);
+    int ok = 0;
+    if (lua_type(L, -1) == LUA_TSTRING)
+      for (const char *const *k = keys; *k; k++) ok |= strcmp(*k, lua_tostring(L, -1)) == 0;
+    if (!ok) {
+      const char *name = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : luaL_typename(L, -1);
+      fsvc_lua_raisef(L, "%s: unknown option '%s'", op, name);
+    }
+  }
 }
 
 /* ---- creation ------------------------------------------------------------------------------- */

@@ -52,6 +52,11 @@ double fsvc_lua_opt_field_number(lua_State *L, int idx, const char *key, double 
 int fsvc_lua_opt_field_bool(lua_State *L, int idx, const char *key, int def, const char *op);
 const char *fsvc_lua_opt_field_string(lua_State *L, int idx, const char *key, const char *def,
                                       const char *op);
+/* Raises "op: unknown option 'k'" for any key of the options table at idx that is not in the
+ * NULL-terminated keys (and "op: options must be a table" for a non-table); nil/none is fine. */
+void fsvc_lua_check_option_keys(lua_State *L, int idx, const char *op, const char *const *keys);
+/* luaL_error with the full printf formats (%g, %lld) that lua_pushfstring lacks; never returns. */
+int fsvc_lua_raisef(lua_State *L, const char *fmt, ...);
 
 /* Pushes a tensor (taking over the caller's reference). When t is NULL it raises the core's
  * last error as a Lua error prefixed with nothing (the core message already names the op). */
