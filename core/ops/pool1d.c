@@ -43,11 +43,19 @@ static int pool_check(const fsvc_tensor *x, int64_t kernel, int64_t *stride, int
   return 0;
 }
 
-static fsvc_tensor *pool_out(const fsvc_tensor *x, const pool_geom *g) {
+/* The forwards' common start: validates (pool_check), takes a contiguous copy of x into *xc and
+ * returns the new output [..., To]; NULL (nothing left to release) on failure. */
+static fsvc_tensor *pool_begin(const fsvc_tensor *x, int64_t kernel, int64_t stride,
+                               int64_t padding, const char *op, pool_geom *g, fsvc_tensor **xc) {
+  if (pool_check(x, kernel, &stride, padding, op, g)) return NULL;
+  *xc = fsvc_contiguous_raw(x);
+  if (!*xc) return NULL;
   int64_t shape[3];
   memcpy(shape, x->shape, sizeof(int64_t) * x->ndim);
   shape[x->ndim - 1] = g->To;
-  return fsvc_empty(x->ndim, shape, x->dtype);
+  fsvc_tensor *out = fsvc_empty(x->ndim, shape, x->dtype);
+  if (!out) fsvc_tensor_release(*xc);
+  return out;
 }
 
 /* ---- avg_pool1d ----------------------------------------------------------------------------- */
@@ -100,10 +108,8 @@ static int avg_pool1d_backward(fsvc_node *node, const fsvc_tensor *grad, fsvc_te
 fsvc_tensor *fsvc_avg_pool1d(const fsvc_tensor *x, int64_t kernel, int64_t stride, int64_t padding) {
   FSVC_DISPATCH_CUDA(avg_pool1d, x, kernel, stride, padding);
   pool_geom g;
-  if (pool_check(x, kernel, &stride, padding, "avg_pool1d", &g)) return NULL;
-  fsvc_tensor *xc = fsvc_contiguous_raw(x);
-  fsvc_tensor *out = xc ? pool_out(x, &g) : NULL;
-  if (!out) { fsvc_tensor_release(xc); return NULL; }
+  fsvc_tensor *xc, *out = pool_begin(x, kernel, stride, padding, "avg_pool1d", &g, &xc);
+  if (!out) return NULL;
   if (x->dtype == FSVC_FLOAT32) avg_fwd_f32(&g, fsvc_data(xc), fsvc_data(out));
   else avg_fwd_f64(&g, fsvc_data(xc), fsvc_data(out));
   fsvc_tensor_release(xc);
@@ -166,10 +172,8 @@ static int max_pool1d_backward(fsvc_node *node, const fsvc_tensor *grad, fsvc_te
 fsvc_tensor *fsvc_max_pool1d(const fsvc_tensor *x, int64_t kernel, int64_t stride, int64_t padding) {
   FSVC_DISPATCH_CUDA(max_pool1d, x, kernel, stride, padding);
   pool_geom g;
-  if (pool_check(x, kernel, &stride, padding, "max_pool1d", &g)) return NULL;
-  fsvc_tensor *xc = fsvc_contiguous_raw(x);
-  fsvc_tensor *out = xc ? pool_out(x, &g) : NULL;
-  if (!out) { fsvc_tensor_release(xc); return NULL; }
+  fsvc_tensor *xc, *out = pool_begin(x, kernel, stride, padding, "max_pool1d", &g, &xc);
+  if (!out) return NULL;
   int want_grad = fsvc_needs_grad(x);
   int64_t *arg = want_grad ? malloc(sizeof(int64_t) * (size_t)(g.rows * g.To)) : NULL;
   if (want_grad && !arg) {
