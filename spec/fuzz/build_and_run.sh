@@ -9,16 +9,9 @@
 # the reproducer is left in $FSVC_FUZZ_DIR/artifacts.
 set -euo pipefail
 
-budget=${1:-20}
-case "$budget" in ''|*[!0-9]*) echo "build_and_run.sh: time budget must be whole seconds, got '$budget'" >&2; exit 2;; esac
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-out=${FSVC_FUZZ_DIR:-$root/build-fuzz/audio}
-jobs=${FSVC_FUZZ_JOBS:-1}
-case "$jobs" in ''|*[!0-9]*|0) echo "build_and_run.sh: FSVC_FUZZ_JOBS must be a positive integer" >&2; exit 2;; esac
-if [ -z "${CC:-}" ]; then
-  if command -v clang-14 >/dev/null; then CC=clang-14; else CC=clang; fi
-fi
-mkdir -p "$out/seeds" "$out/corpus" "$out/artifacts"
+# shellcheck source=spec/fuzz/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+fuzz_init build_and_run.sh audio "$@"
 
 libs="$(pkg-config --libs sndfile soxr 2>/dev/null || echo -lsndfile -lsoxr) -lm"
 cflags="$(pkg-config --cflags sndfile soxr 2>/dev/null || true) -std=gnu11 -g -O1 -I$root/core/include -I$root/core"
@@ -76,19 +69,5 @@ CEOF
 "$out/make_seeds" "$out/seeds"
 ls -l "$out/seeds"
 
-echo "== fuzzing for ${budget}s (corpus $out/corpus, artifacts $out/artifacts)"
-parallel=()
-# with -jobs libFuzzer writes each job's output to fuzz-N.log in the current folder
-[ "$jobs" -gt 1 ] && parallel=(-jobs="$jobs" -workers="$jobs")
-status=0
 # mpg123 prints harmless warnings about odd streams on stderr; libFuzzer's own report is kept.
-(cd "$out" && ./fuzz_audio_load -max_total_time="$budget" -timeout=10 -rss_limit_mb=2048 \
-  -max_len=65536 -print_final_stats=1 "${parallel[@]}" \
-  -artifact_prefix="$out/artifacts/" "$out/corpus" "$out/seeds") || status=$?
-if [ "$status" -ne 0 ]; then
-  echo "build_and_run.sh: FUZZER FOUND A PROBLEM (exit $status); reproducers:" >&2
-  ls -l "$out/artifacts" >&2 || true
-  echo "reproduce with: $out/fuzz_audio_load <artifact>" >&2
-  exit 1
-fi
-echo "== fuzzing finished without crashes"
+fuzz_run fuzz_audio_load 65536

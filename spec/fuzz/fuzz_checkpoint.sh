@@ -9,16 +9,9 @@
 # reproducer is left in $FSVC_FUZZ_DIR/artifacts.
 set -euo pipefail
 
-budget=${1:-20}
-case "$budget" in ''|*[!0-9]*) echo "fuzz_checkpoint.sh: time budget must be whole seconds, got '$budget'" >&2; exit 2;; esac
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-out=${FSVC_FUZZ_DIR:-$root/build-fuzz/checkpoint}
-jobs=${FSVC_FUZZ_JOBS:-1}
-case "$jobs" in ''|*[!0-9]*|0) echo "fuzz_checkpoint.sh: FSVC_FUZZ_JOBS must be a positive integer" >&2; exit 2;; esac
-if [ -z "${CC:-}" ]; then
-  if command -v clang-14 >/dev/null; then CC=clang-14; else CC=clang; fi
-fi
-mkdir -p "$out/seeds" "$out/corpus" "$out/artifacts"
+# shellcheck source=spec/fuzz/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+fuzz_init fuzz_checkpoint.sh checkpoint "$@"
 
 openblas_inc=""
 for d in /usr/include/x86_64-linux-gnu/openblas-pthread /usr/include/openblas; do
@@ -68,18 +61,4 @@ CEOF
 "$out/make_seeds" "$out/seeds"
 ls -l "$out/seeds"
 
-echo "== fuzzing for ${budget}s (corpus $out/corpus, artifacts $out/artifacts)"
-parallel=()
-# with -jobs libFuzzer writes each job's output to fuzz-N.log in the current folder
-[ "$jobs" -gt 1 ] && parallel=(-jobs="$jobs" -workers="$jobs")
-status=0
-(cd "$out" && ./fuzz_checkpoint -max_total_time="$budget" -timeout=10 -rss_limit_mb=2048 \
-  -max_len=16384 -print_final_stats=1 "${parallel[@]}" \
-  -artifact_prefix="$out/artifacts/" "$out/corpus" "$out/seeds") || status=$?
-if [ "$status" -ne 0 ]; then
-  echo "fuzz_checkpoint.sh: FUZZER FOUND A PROBLEM (exit $status); reproducers:" >&2
-  ls -l "$out/artifacts" >&2 || true
-  echo "reproduce with: $out/fuzz_checkpoint <artifact>" >&2
-  exit 1
-fi
-echo "== fuzzing finished without crashes"
+fuzz_run fuzz_checkpoint 16384
