@@ -387,22 +387,13 @@ bad:
 }
 
 /* ---- squeeze / unsqueeze ------------------------------------------------------------------- */
-fsvc_tensor *fsvc_squeeze(const fsvc_tensor *a, int dim) {
-  if (check_input(a, "squeeze") != 0) return NULL;
-  int d = -1;
-  if (a->ndim == 0) { /* PyTorch accepts dim 0 / -1 on a 0-d tensor and returns it as is */
-    if (dim != 0 && dim != -1) {
-      fsvc_set_error("squeeze: dim %d out of range for a 0-d tensor", dim);
-      return NULL;
-    }
-  } else {
-    d = fsvc_normalize_dim(dim, a->ndim, "squeeze");
-    if (d < 0) return NULL;
-  }
+/* The view of a without dim `only` when that dim has size 1 (PyTorch leaves a dim of size != 1
+ * alone), or without every size-1 dim when only < 0. */
+static fsvc_tensor *squeeze_view(const fsvc_tensor *a, int only) {
   int64_t shape[FSVC_MAX_DIMS], stride[FSVC_MAX_DIMS];
   int nd = 0;
   for (int i = 0; i < a->ndim; i++) {
-    if (i == d && a->shape[i] == 1) continue; /* PyTorch: a dim of size != 1 is left alone */
+    if (a->shape[i] == 1 && (only < 0 || i == only)) continue;
     shape[nd] = a->shape[i];
     stride[nd] = a->stride[i];
     nd++;
@@ -412,19 +403,23 @@ fsvc_tensor *fsvc_squeeze(const fsvc_tensor *a, int dim) {
   return out;
 }
 
+fsvc_tensor *fsvc_squeeze(const fsvc_tensor *a, int dim) {
+  if (check_input(a, "squeeze") != 0) return NULL;
+  if (a->ndim == 0) { /* PyTorch accepts dim 0 / -1 on a 0-d tensor and returns it as is */
+    if (dim != 0 && dim != -1) {
+      fsvc_set_error("squeeze: dim %d out of range for a 0-d tensor", dim);
+      return NULL;
+    }
+    return squeeze_view(a, -1); /* no dims to drop */
+  }
+  int d = fsvc_normalize_dim(dim, a->ndim, "squeeze");
+  if (d < 0) return NULL;
+  return squeeze_view(a, d);
+}
+
 fsvc_tensor *fsvc_squeeze_all(const fsvc_tensor *a) {
   if (check_input(a, "squeeze") != 0) return NULL;
-  int64_t shape[FSVC_MAX_DIMS], stride[FSVC_MAX_DIMS];
-  int nd = 0;
-  for (int i = 0; i < a->ndim; i++) {
-    if (a->shape[i] == 1) continue;
-    shape[nd] = a->shape[i];
-    stride[nd] = a->stride[i];
-    nd++;
-  }
-  fsvc_tensor *out = fsvc_view_raw(a, nd, shape, stride, a->offset);
-  if (out) record_unary("squeeze", a, out, reshape_backward);
-  return out;
+  return squeeze_view(a, -1);
 }
 
 fsvc_tensor *fsvc_unsqueeze(const fsvc_tensor *a, int dim) {
