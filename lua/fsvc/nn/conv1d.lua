@@ -34,18 +34,9 @@ function Conv1d:init(in_channels, out_channels, kernel_size, opts)
     error("Conv1d: padding_mode must be \"zeros\", \"reflect\" or \"replicate\", got "
       .. tostring(self.padding_mode), 2)
   end
-  if self.in_channels % self.groups ~= 0 or self.out_channels % self.groups ~= 0 then
-    error(string.format("Conv1d: in_channels (%d) and out_channels (%d) must be divisible by groups (%d)",
-      self.in_channels, self.out_channels, self.groups), 2)
-  end
-  local dt = U.dtype_opts(opts)
-  self.weight = module.Parameter(fsvc.empty({ self.out_channels, self.in_channels // self.groups,
-    self.kernel_size }, dt))
-  if opts.bias == false then
-    self:register_parameter("bias", nil)
-  else
-    self.bias = module.Parameter(fsvc.empty({ self.out_channels }, dt))
-  end
+  U.check_groups(L, self.in_channels, self.out_channels, self.groups)
+  U.weight_and_bias(self, { self.out_channels, self.in_channels // self.groups,
+    self.kernel_size }, self.out_channels, opts)
   self:reset_parameters()
 end
 

@@ -20,18 +20,9 @@ function ConvTranspose1d:init(in_channels, out_channels, kernel_size, opts)
   self.output_padding = U.int1(L, "output_padding", opts.output_padding or 0, 0)
   self.dilation = U.int1(L, "dilation", opts.dilation or 1, 1)
   self.groups = U.check_int(L, "groups", opts.groups or 1, 1)
-  if self.in_channels % self.groups ~= 0 or self.out_channels % self.groups ~= 0 then
-    error(string.format("ConvTranspose1d: in_channels (%d) and out_channels (%d) must be divisible by groups (%d)",
-      self.in_channels, self.out_channels, self.groups), 2)
-  end
-  local dt = U.dtype_opts(opts)
-  self.weight = module.Parameter(fsvc.empty({ self.in_channels, self.out_channels // self.groups,
-    self.kernel_size }, dt))
-  if opts.bias == false then
-    self:register_parameter("bias", nil)
-  else
-    self.bias = module.Parameter(fsvc.empty({ self.out_channels }, dt))
-  end
+  U.check_groups(L, self.in_channels, self.out_channels, self.groups)
+  U.weight_and_bias(self, { self.in_channels, self.out_channels // self.groups,
+    self.kernel_size }, self.out_channels, opts)
   self:reset_parameters()
 end
 

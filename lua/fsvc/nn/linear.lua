@@ -11,13 +11,7 @@ function Linear:init(in_features, out_features, opts)
   opts = opts or {}
   self.in_features = U.check_int("Linear", "in_features", in_features, 0)
   self.out_features = U.check_int("Linear", "out_features", out_features, 0)
-  local dt = U.dtype_opts(opts)
-  self.weight = module.Parameter(fsvc.empty({ self.out_features, self.in_features }, dt))
-  if opts.bias == false then
-    self:register_parameter("bias", nil)
-  else
-    self.bias = module.Parameter(fsvc.empty({ self.out_features }, dt))
-  end
+  U.weight_and_bias(self, { self.out_features, self.in_features }, self.out_features, opts)
   self:reset_parameters()
 end
 

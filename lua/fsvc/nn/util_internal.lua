@@ -1,5 +1,6 @@
 -- Small helpers shared by the layer files (not part of the public API).
 local fsvc = require "fsvc"
+local module = require "fsvc.nn.module"
 local M = {}
 
 function M.shape_str(t)
@@ -43,5 +44,26 @@ function M.int1(layer, name, v, min)
 end
 
 function M.dtype_opts(opts) return { dtype = opts and opts.dtype or "float32" } end
+
+
+-- Conv layers: groups must divide both channel counts (errors blame the layer's caller).
+function M.check_groups(layer, in_channels, out_channels, groups)
+  if in_channels % groups ~= 0 or out_channels % groups ~= 0 then
+    error(string.format("%s: in_channels (%d) and out_channels (%d) must be divisible by groups (%d)",
+      layer, in_channels, out_channels, groups), 3)
+  end
+end
+
+-- Creates self.weight (weight_shape) and self.bias [bias_size] in opts.dtype, or registers no bias
+-- when opts.bias == false; the layer's reset_parameters() then fills them.
+function M.weight_and_bias(self, weight_shape, bias_size, opts)
+  local dt = M.dtype_opts(opts)
+  self.weight = module.Parameter(fsvc.empty(weight_shape, dt))
+  if opts.bias == false then
+    self:register_parameter("bias", nil)
+  else
+    self.bias = module.Parameter(fsvc.empty({ bias_size }, dt))
+  end
+end
 
 return M
