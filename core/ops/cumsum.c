@@ -45,20 +45,12 @@ static void cumsum_kernel(const fsvc_tensor *x, fsvc_tensor *y, int64_t outer, i
   }
 }
 
-static void dim_layout(const int64_t *shape, int ndim, int d, int64_t *outer, int64_t *R,
-                       int64_t *inner) {
-  *outer = *inner = 1;
-  *R = ndim ? shape[d] : 1;
-  for (int i = 0; i < d && ndim; i++) *outer *= shape[i];
-  for (int i = d + 1; i < ndim; i++) *inner *= shape[i];
-}
-
 /* iarg[0] = dim */
 static int cumsum_backward(fsvc_node *n, const fsvc_tensor *g, fsvc_tensor **gi) {
   if (!n->edges[0].needs_grad) return 0;
   const fsvc_edge *e = &n->edges[0];
   int64_t outer, R, inner;
-  dim_layout(e->shape, e->ndim, (int)n->iarg[0], &outer, &R, &inner);
+  fsvc_reduce_dim_layout(e->ndim, e->shape, (int)n->iarg[0], &outer, &R, &inner);
   fsvc_tensor *gc = fsvc_reduce_contig_as(g, e->dtype);
   fsvc_tensor *gx = gc ? fsvc_empty(e->ndim, e->shape, e->dtype) : NULL;
   if (gx) cumsum_kernel(gc, gx, outer, R, inner, 1);
@@ -73,7 +65,7 @@ fsvc_tensor *fsvc_cumsum(const fsvc_tensor *a, int dim) {
   int d = fsvc_reduce_norm_dim(dim, a->ndim, "cumsum");
   if (d < 0) return NULL;
   int64_t outer, R, inner;
-  dim_layout(a->shape, a->ndim, d, &outer, &R, &inner);
+  fsvc_reduce_dim_layout(a->ndim, a->shape, d, &outer, &R, &inner);
   fsvc_tensor *x = fsvc_contiguous_raw(a);
   fsvc_tensor *y = x ? fsvc_empty(a->ndim, a->shape, a->dtype) : NULL;
   if (y) cumsum_kernel(x, y, outer, R, inner, 0);

@@ -52,6 +52,10 @@ void fsvc_reduce_plan_free(fsvc_reduce_plan *p);
 fsvc_tensor *fsvc_reduce_expand(const fsvc_tensor *g, int in_ndim, const int64_t *in_shape,
                                 unsigned mask, fsvc_dtype dt);
 
+/* The [outer, R, inner] layout of dim d of a contiguous tensor of that shape (R = 1 for 0-d). */
+void fsvc_reduce_dim_layout(int ndim, const int64_t *shape, int d, int64_t *outer, int64_t *R,
+                            int64_t *inner);
+
 /* Contiguous copy in dtype dt (retains when already so). */
 fsvc_tensor *fsvc_reduce_contig_as(const fsvc_tensor *t, fsvc_dtype dt);
 

@@ -92,9 +92,8 @@ static int extremum_dim_backward(fsvc_node *n, const fsvc_tensor *g, fsvc_tensor
   if (!n->edges[0].needs_grad) return 0;
   const fsvc_edge *e = &n->edges[0];
   int dim = (int)n->iarg[0];
-  int64_t outer = 1, R = e->ndim ? e->shape[dim] : 1, inner = 1;
-  for (int d = 0; d < dim; d++) outer *= e->shape[d];
-  for (int d = dim + 1; d < e->ndim; d++) inner *= e->shape[d];
+  int64_t outer, R, inner;
+  fsvc_reduce_dim_layout(e->ndim, e->shape, dim, &outer, &R, &inner);
   fsvc_tensor *g64 = fsvc_reduce_contig_as(g, FSVC_FLOAT64);
   fsvc_tensor *idx = fsvc_contiguous_raw(n->saved[0]);
   fsvc_tensor *out = fsvc_zeros(e->ndim, e->shape, FSVC_FLOAT64);

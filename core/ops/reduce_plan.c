@@ -126,6 +126,14 @@ void fsvc_reduce_plan_free(fsvc_reduce_plan *p) {
   p->x = NULL;
 }
 
+void fsvc_reduce_dim_layout(int ndim, const int64_t *shape, int d, int64_t *outer, int64_t *R,
+                            int64_t *inner) {
+  *outer = *inner = 1;
+  *R = ndim ? shape[d] : 1;
+  for (int i = 0; i < d && ndim; i++) *outer *= shape[i];
+  for (int i = d + 1; i < ndim; i++) *inner *= shape[i];
+}
+
 fsvc_tensor *fsvc_reduce_contig_as(const fsvc_tensor *t, fsvc_dtype dt) {
   if (t->dtype == dt) return fsvc_contiguous_raw(t);
   return fsvc_to_dtype_raw(t, dt);

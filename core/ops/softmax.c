@@ -140,20 +140,12 @@ static void softmax_kernel(const fsvc_tensor *x, fsvc_tensor *y, double *lse, in
 DEFINE_SOFTMAX_BWD(softmax_bwd_f32, float)
 DEFINE_SOFTMAX_BWD(softmax_bwd_f64, double)
 
-static void dim_layout(int ndim, const int64_t *shape, int d, int64_t *outer, int64_t *R,
-                       int64_t *inner) {
-  *outer = *inner = 1;
-  *R = ndim ? shape[d] : 1;
-  for (int i = 0; i < d && ndim; i++) *outer *= shape[i];
-  for (int i = d + 1; i < ndim; i++) *inner *= shape[i];
-}
-
 /* saved[0] = y (the output); iarg[0] = dim, iarg[1] = log. */
 static int softmax_backward(fsvc_node *n, const fsvc_tensor *g, fsvc_tensor **gi) {
   if (!n->edges[0].needs_grad) return 0;
   const fsvc_edge *e = &n->edges[0];
   int64_t outer, R, inner;
-  dim_layout(e->ndim, e->shape, (int)n->iarg[0], &outer, &R, &inner);
+  fsvc_reduce_dim_layout(e->ndim, e->shape, (int)n->iarg[0], &outer, &R, &inner);
   fsvc_tensor *y = fsvc_reduce_contig_as(n->saved[0], e->dtype);
   fsvc_tensor *gc = fsvc_reduce_contig_as(g, e->dtype);
   fsvc_tensor *gx = fsvc_empty(e->ndim, e->shape, e->dtype);
@@ -179,7 +171,7 @@ static fsvc_tensor *softmax_impl(const fsvc_tensor *a, int dim, int log_out) {
   int d = fsvc_reduce_norm_dim(dim, a->ndim, op);
   if (d < 0) return NULL;
   int64_t outer, R, inner;
-  dim_layout(a->ndim, a->shape, d, &outer, &R, &inner);
+  fsvc_reduce_dim_layout(a->ndim, a->shape, d, &outer, &R, &inner);
   fsvc_tensor *x = fsvc_contiguous_raw(a);
   fsvc_tensor *y = x ? fsvc_empty(a->ndim, a->shape, a->dtype) : NULL;
   if (!y) { fsvc_tensor_release(x); return NULL; }

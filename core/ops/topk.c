@@ -52,9 +52,8 @@ static int topk_backward(fsvc_node *n, const fsvc_tensor *g, fsvc_tensor **gi) {
   if (!n->edges[0].needs_grad) return 0;
   const fsvc_edge *e = &n->edges[0];
   int dim = (int)n->iarg[0];
-  int64_t outer = 1, R = e->ndim ? e->shape[dim] : 1, inner = 1, k = n->iarg[1];
-  for (int d = 0; d < dim; d++) outer *= e->shape[d];
-  for (int d = dim + 1; d < e->ndim; d++) inner *= e->shape[d];
+  int64_t outer, R, inner, k = n->iarg[1];
+  fsvc_reduce_dim_layout(e->ndim, e->shape, dim, &outer, &R, &inner);
   fsvc_tensor *g64 = fsvc_reduce_contig_as(g, FSVC_FLOAT64);
   fsvc_tensor *idx = fsvc_contiguous_raw(n->saved[0]);
   fsvc_tensor *out = fsvc_zeros(e->ndim, e->shape, FSVC_FLOAT64);
@@ -86,7 +85,8 @@ fsvc_tensor *fsvc_topk(const fsvc_tensor *a, int64_t k, int dim, int largest, in
   if (fsvc_reduce_check_input(a, "topk", 1) != 0) return NULL;
   int d = fsvc_reduce_norm_dim(dim, a->ndim, "topk");
   if (d < 0) return NULL;
-  int64_t R = a->ndim ? a->shape[d] : 1;
+  int64_t outer, R, inner;
+  fsvc_reduce_dim_layout(a->ndim, a->shape, d, &outer, &R, &inner);
   if (k < 0 || k > R) {
     char buf[128];
     fsvc_set_error("topk: k = %lld out of range for dim %d of size %lld (shape %s)", (long long)k,
@@ -95,9 +95,6 @@ fsvc_tensor *fsvc_topk(const fsvc_tensor *a, int64_t k, int dim, int largest, in
   }
   fsvc_tensor *x = fsvc_contiguous_raw(a);
   if (!x) return NULL;
-  int64_t outer = 1, inner = 1;
-  for (int i = 0; i < d && a->ndim; i++) outer *= a->shape[i];
-  for (int i = d + 1; i < a->ndim; i++) inner *= a->shape[i];
   int64_t oshape[FSVC_MAX_DIMS];
   for (int i = 0; i < a->ndim; i++) oshape[i] = i == d ? k : a->shape[i];
   fsvc_tensor *vals = fsvc_empty(a->ndim, oshape, a->dtype);
