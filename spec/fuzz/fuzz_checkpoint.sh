@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the checkpoint fuzzer (safetensors parser + torch.save loader) with clang (libFuzzer +
-# ASan + UBSan) directly against core/*.c core/io/*.c and runs it for a time budget.
+# ASan + UBSan) directly against core/*.c core/ops/*.c (tensors, device dispatch) core/io/*.c and runs it for a time budget.
 #   usage: spec/fuzz/fuzz_checkpoint.sh [seconds=20]
 #   env:   CC (default clang-14, else clang), FSVC_FUZZ_DIR (default <repo>/build-fuzz/checkpoint),
 #          FSVC_FUZZ_JOBS (parallel fuzzing processes, default 1)
@@ -23,7 +23,7 @@ cflags="-std=gnu11 -g -O1 -I$root/core/include -I$root/core $openblas_inc -fopen
 echo "== building fuzzer with $CC"
 # shellcheck disable=SC2086
 "$CC" $cflags -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-  -fno-omit-frame-pointer "$root/spec/fuzz/fuzz_checkpoint.c" "$root"/core/*.c "$root"/core/io/*.c \
+  -fno-omit-frame-pointer "$root/spec/fuzz/fuzz_checkpoint.c" "$root"/core/*.c "$root"/core/ops/*.c "$root"/core/io/*.c \
   $libs -o "$out/fuzz_checkpoint"
 
 echo "== generating seed corpus"
@@ -57,7 +57,7 @@ int main(int argc, char **argv) {
 }
 CEOF
 # shellcheck disable=SC2086
-"$CC" $cflags "$out/make_seeds.c" "$root"/core/*.c "$root"/core/io/*.c $libs -o "$out/make_seeds"
+"$CC" $cflags "$out/make_seeds.c" "$root"/core/*.c "$root"/core/ops/*.c "$root"/core/io/*.c $libs -o "$out/make_seeds"
 "$out/make_seeds" "$out/seeds"
 ls -l "$out/seeds"
 
