@@ -98,6 +98,12 @@ static void walk(int scatter, fsvc_tensor *target, fsvc_tensor *other, const fsv
   else walk_i64(scatter, target, other, ic, dim);
 }
 
+/* dim normalised for a: a 0-d tensor also accepts 0 and -1, as PyTorch. -1 with the error set. */
+static int index_dim(const fsvc_tensor *a, int dim, const char *op) {
+  if (a->ndim == 0) return (dim == 0 || dim == -1) ? 0 : fsvc_normalize_dim(dim, 0, op);
+  return fsvc_normalize_dim(dim, a->ndim, op);
+}
+
 /* gather / scatter_add shape rule (PyTorch): same number of dims; index.size(d) <= a.size(d) for
  * d != dim, and <= src.size(d) for every d. */
 static int check_index_shape(const fsvc_tensor *a, const fsvc_tensor *index, const fsvc_tensor *src,
@@ -151,8 +157,7 @@ fsvc_tensor *fsvc_gather(const fsvc_tensor *a, int dim, const fsvc_tensor *index
   FSVC_DISPATCH_CUDA(gather, a, dim, index);
   if (check_input(a, "gather", "input") != 0 || check_value_dtype(a, "gather") != 0) return NULL;
   if (check_input(index, "gather", "index") != 0) return NULL;
-  int d = a->ndim == 0 ? ((dim == 0 || dim == -1) ? 0 : fsvc_normalize_dim(dim, 0, "gather"))
-                       : fsvc_normalize_dim(dim, a->ndim, "gather");
+  int d = index_dim(a, dim, "gather");
   if (d < 0) return NULL;
   if (check_index_shape(a, index, NULL, d, "gather") != 0) return NULL;
   fsvc_tensor *ic = checked_index(index, a->ndim ? a->shape[d] : 1, dim, "gather");
@@ -201,8 +206,7 @@ fsvc_tensor *fsvc_scatter_add(const fsvc_tensor *a, int dim, const fsvc_tensor *
                    fsvc_dtype_name(a->dtype));
     return NULL;
   }
-  int d = a->ndim == 0 ? ((dim == 0 || dim == -1) ? 0 : fsvc_normalize_dim(dim, 0, op))
-                       : fsvc_normalize_dim(dim, a->ndim, op);
+  int d = index_dim(a, dim, op);
   if (d < 0) return NULL;
   if (check_index_shape(a, index, src, d, op) != 0) return NULL;
   fsvc_tensor *ic = checked_index(index, a->ndim ? a->shape[d] : 1, dim, op);
@@ -294,8 +298,7 @@ fsvc_tensor *fsvc_index_select(const fsvc_tensor *a, int dim, const fsvc_tensor 
                    fsvc_shape_str(index, sb, sizeof sb));
     return NULL;
   }
-  int d = a->ndim == 0 ? ((dim == 0 || dim == -1) ? 0 : fsvc_normalize_dim(dim, 0, op))
-                       : fsvc_normalize_dim(dim, a->ndim, op);
+  int d = index_dim(a, dim, op);
   if (d < 0) return NULL;
   int64_t size = a->ndim ? a->shape[d] : 1;
   fsvc_tensor *ic = checked_index(index, size, dim, op);
