@@ -59,26 +59,17 @@ static int int_list_arg(lua_State *L, int idx, int *out, int max, const char *op
 }
 
 /* ---- views --------------------------------------------------------------------------------- */
-static int l_view(lua_State *L) {
-  fsvc_tensor *x = fsvc_lua_check_tensor(L, 1, "view", "input");
+/* x:view(shape), x:reshape(shape), x:expand(shape): a tensor and a shape. */
+static int shape_op(lua_State *L, const char *op,
+                    fsvc_tensor *(*fn)(const fsvc_tensor *, int, const int64_t *)) {
+  fsvc_tensor *x = fsvc_lua_check_tensor(L, 1, op, "input");
   int64_t shape[FSVC_MAX_DIMS];
-  int n = shape_arg(L, 2, shape, "view");
-  return fsvc_lua_push_tensor(L, fsvc_view(x, n, shape));
+  int n = shape_arg(L, 2, shape, op);
+  return fsvc_lua_push_tensor(L, fn(x, n, shape));
 }
-
-static int l_reshape(lua_State *L) {
-  fsvc_tensor *x = fsvc_lua_check_tensor(L, 1, "reshape", "input");
-  int64_t shape[FSVC_MAX_DIMS];
-  int n = shape_arg(L, 2, shape, "reshape");
-  return fsvc_lua_push_tensor(L, fsvc_reshape(x, n, shape));
-}
-
-static int l_expand(lua_State *L) {
-  fsvc_tensor *x = fsvc_lua_check_tensor(L, 1, "expand", "input");
-  int64_t shape[FSVC_MAX_DIMS];
-  int n = shape_arg(L, 2, shape, "expand");
-  return fsvc_lua_push_tensor(L, fsvc_expand(x, n, shape));
-}
+static int l_view(lua_State *L) { return shape_op(L, "view", fsvc_view); }
+static int l_reshape(lua_State *L) { return shape_op(L, "reshape", fsvc_reshape); }
+static int l_expand(lua_State *L) { return shape_op(L, "expand", fsvc_expand); }
 
 static int l_permute(lua_State *L) {
   fsvc_tensor *x = fsvc_lua_check_tensor(L, 1, "permute", "input");
