@@ -25,6 +25,18 @@ Discriminator.defaults = {
 
 local SLOPE = 0.1
 
+-- Both sub-discriminators end the same way: each conv + leaky_relu, then post; every output is
+-- appended to fmap.
+local function conv_stack(self, x, fmap)
+  for i = 1, #self.convs do
+    x = self.convs[i](x):leaky_relu(SLOPE)
+    fmap[#fmap + 1] = x
+  end
+  x = self.post(x)
+  fmap[#fmap + 1] = x
+  return x, fmap
+end
+
 -- ---- Conv2d with a (k, 1) kernel -------------------------------------------------------------
 -- input [B, Cin, H, W] -> [B, Cout, H', W], H' = (H + 2 pad - k) / stride + 1
 local ConvK1 = nn.Module:extend("ConvK1")
@@ -75,13 +87,7 @@ function DiscriminatorP:forward(x)
     t = t + n_pad
   end
   x = x:reshape(b, c, t // self.period, self.period)
-  for i = 1, #self.convs do
-    x = self.convs[i](x):leaky_relu(SLOPE)
-    fmap[#fmap + 1] = x
-  end
-  x = self.post(x)
-  fmap[#fmap + 1] = x
-  return x, fmap
+  return conv_stack(self, x, fmap)
 end
 
 -- ---- scale sub-discriminator -----------------------------------------------------------------
@@ -107,13 +113,7 @@ function DiscriminatorS:forward(x)
   local fmap = {}
   if self.scale ~= 1 then x = fsvc.avg_pool1d(x, self.scale) end
   fmap[1] = x
-  for i = 1, #self.convs do
-    x = self.convs[i](x):leaky_relu(SLOPE)
-    fmap[#fmap + 1] = x
-  end
-  x = self.post(x)
-  fmap[#fmap + 1] = x
-  return x, fmap
+  return conv_stack(self, x, fmap)
 end
 
 -- ---- containers ------------------------------------------------------------------------------
