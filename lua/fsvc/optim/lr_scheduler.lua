@@ -65,17 +65,20 @@ function LRScheduler:get_last_lr()
   return out
 end
 
+-- v, or a copy of its list part when it is a table (the scheduler and a state dict share no lists)
+local function copy_lists(v)
+  if type(v) ~= "table" then return v end
+  local c = {}
+  for i, x in ipairs(v) do c[i] = x end
+  return c
+end
+
 -- every field but the optimizer and functions
 function LRScheduler:state_dict()
   local sd = {}
   for k, v in pairs(self) do
     if k ~= "optimizer" and type(v) ~= "function" and not (k == "lr_lambda") then
-      if type(v) == "table" then
-        local c = {}
-        for i, x in ipairs(v) do c[i] = x end
-        v = c
-      end
-      sd[k] = v
+      sd[k] = copy_lists(v)
     end
   end
   return sd
@@ -83,14 +86,7 @@ end
 
 function LRScheduler:load_state_dict(sd)
   for k, v in pairs(sd) do
-    if k ~= "optimizer" and k ~= "lr_lambda" then
-      if type(v) == "table" then
-        local c = {}
-        for i, x in ipairs(v) do c[i] = x end
-        v = c
-      end
-      self[k] = v
-    end
+    if k ~= "optimizer" and k ~= "lr_lambda" then self[k] = copy_lists(v) end
   end
 end
 
