@@ -56,6 +56,12 @@ fsvc_tensor *fsvc_reduce_expand(const fsvc_tensor *g, int in_ndim, const int64_t
 void fsvc_reduce_dim_layout(int ndim, const int64_t *shape, int d, int64_t *outer, int64_t *R,
                             int64_t *inner);
 
+/* Backward of ops that pick k entries along dim (max/min over a dim: k = 1; topk): the gradient
+ * for input edge e, zeros except that each value of g ([outer, k, inner] in the dim layout) is
+ * added at its entry of indices (int64, g's shape). Accumulates in double. New reference or NULL. */
+fsvc_tensor *fsvc_reduce_picked_grad(const fsvc_edge *e, int dim, int64_t k, const fsvc_tensor *g,
+                                     const fsvc_tensor *indices);
+
 /* Contiguous copy in dtype dt (retains when already so). */
 fsvc_tensor *fsvc_reduce_contig_as(const fsvc_tensor *t, fsvc_dtype dt);
 

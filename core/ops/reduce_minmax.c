@@ -90,28 +90,8 @@ static fsvc_tensor *gather_values(const fsvc_reduce_plan *pl, const fsvc_tensor 
 /* saved[0] = indices; iarg[0] = dim, iarg[1] = keepdim. */
 static int extremum_dim_backward(fsvc_node *n, const fsvc_tensor *g, fsvc_tensor **gi) {
   if (!n->edges[0].needs_grad) return 0;
-  const fsvc_edge *e = &n->edges[0];
-  int dim = (int)n->iarg[0];
-  int64_t outer, R, inner;
-  fsvc_reduce_dim_layout(e->ndim, e->shape, dim, &outer, &R, &inner);
-  fsvc_tensor *g64 = fsvc_reduce_contig_as(g, FSVC_FLOAT64);
-  fsvc_tensor *idx = fsvc_contiguous_raw(n->saved[0]);
-  fsvc_tensor *out = fsvc_zeros(e->ndim, e->shape, FSVC_FLOAT64);
-  int rc = -1;
-  if (g64 && idx && out) {
-    const double *gp = fsvc_data(g64);
-    const int64_t *ip = fsvc_data(idx);
-    double *op = fsvc_data(out);
-    for (int64_t o = 0; o < outer; o++)
-      for (int64_t i = 0; i < inner; i++)
-        op[(o * R + ip[o * inner + i]) * inner + i] += gp[o * inner + i];
-    gi[0] = e->dtype == FSVC_FLOAT64 ? fsvc_tensor_retain(out) : fsvc_to_dtype_raw(out, e->dtype);
-    rc = gi[0] ? 0 : -1;
-  }
-  fsvc_tensor_release(g64);
-  fsvc_tensor_release(idx);
-  fsvc_tensor_release(out);
-  return rc;
+  gi[0] = fsvc_reduce_picked_grad(&n->edges[0], (int)n->iarg[0], 1, g, n->saved[0]);
+  return gi[0] ? 0 : -1;
 }
 
 static fsvc_tensor *extremum_dim(const fsvc_tensor *a, int dim, int keepdim, fsvc_tensor **indices,

@@ -134,6 +134,32 @@ void fsvc_reduce_dim_layout(int ndim, const int64_t *shape, int d, int64_t *oute
   for (int i = d + 1; i < ndim; i++) *inner *= shape[i];
 }
 
+fsvc_tensor *fsvc_reduce_picked_grad(const fsvc_edge *e, int dim, int64_t k, const fsvc_tensor *g,
+                                     const fsvc_tensor *indices) {
+  int64_t outer, R, inner;
+  fsvc_reduce_dim_layout(e->ndim, e->shape, dim, &outer, &R, &inner);
+  fsvc_tensor *g64 = fsvc_reduce_contig_as(g, FSVC_FLOAT64);
+  fsvc_tensor *idx = fsvc_contiguous_raw(indices);
+  fsvc_tensor *out = fsvc_zeros(e->ndim, e->shape, FSVC_FLOAT64);
+  fsvc_tensor *gx = NULL;
+  if (g64 && idx && out) {
+    const double *gp = fsvc_data(g64);
+    const int64_t *ip = fsvc_data(idx);
+    double *op = fsvc_data(out);
+    for (int64_t o = 0; o < outer; o++)
+      for (int64_t j = 0; j < k; j++)
+        for (int64_t i = 0; i < inner; i++) {
+          int64_t src = (o * k + j) * inner + i;
+          op[(o * R + ip[src]) * inner + i] += gp[src];
+        }
+    gx = e->dtype == FSVC_FLOAT64 ? fsvc_tensor_retain(out) : fsvc_to_dtype_raw(out, e->dtype);
+  }
+  fsvc_tensor_release(g64);
+  fsvc_tensor_release(idx);
+  fsvc_tensor_release(out);
+  return gx;
+}
+
 fsvc_tensor *fsvc_reduce_contig_as(const fsvc_tensor *t, fsvc_dtype dt) {
   if (t->dtype == dt) return fsvc_contiguous_raw(t);
   return fsvc_to_dtype_raw(t, dt);

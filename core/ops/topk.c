@@ -50,31 +50,8 @@ static inline double load(const void *base, fsvc_dtype dt, int64_t pos) {
 /* saved[0] = indices; iarg[0] = dim. The gradient of each selected value goes to its index. */
 static int topk_backward(fsvc_node *n, const fsvc_tensor *g, fsvc_tensor **gi) {
   if (!n->edges[0].needs_grad) return 0;
-  const fsvc_edge *e = &n->edges[0];
-  int dim = (int)n->iarg[0];
-  int64_t outer, R, inner, k = n->iarg[1];
-  fsvc_reduce_dim_layout(e->ndim, e->shape, dim, &outer, &R, &inner);
-  fsvc_tensor *g64 = fsvc_reduce_contig_as(g, FSVC_FLOAT64);
-  fsvc_tensor *idx = fsvc_contiguous_raw(n->saved[0]);
-  fsvc_tensor *out = fsvc_zeros(e->ndim, e->shape, FSVC_FLOAT64);
-  int rc = -1;
-  if (g64 && idx && out) {
-    const double *gp = fsvc_data(g64);
-    const int64_t *ip = fsvc_data(idx);
-    double *op = fsvc_data(out);
-    for (int64_t o = 0; o < outer; o++)
-      for (int64_t j = 0; j < k; j++)
-        for (int64_t i = 0; i < inner; i++) {
-          int64_t src = (o * k + j) * inner + i;
-          op[(o * R + ip[src]) * inner + i] += gp[src];
-        }
-    gi[0] = e->dtype == FSVC_FLOAT64 ? fsvc_tensor_retain(out) : fsvc_to_dtype_raw(out, e->dtype);
-    rc = gi[0] ? 0 : -1;
-  }
-  fsvc_tensor_release(g64);
-  fsvc_tensor_release(idx);
-  fsvc_tensor_release(out);
-  return rc;
+  gi[0] = fsvc_reduce_picked_grad(&n->edges[0], (int)n->iarg[0], n->iarg[1], g, n->saved[0]);
+  return gi[0] ? 0 : -1;
 }
 
 fsvc_tensor *fsvc_topk(const fsvc_tensor *a, int64_t k, int dim, int largest, int sorted,
