@@ -43,7 +43,8 @@ static int l_load(lua_State *L) {
     int given = !lua_isnil(L, -1);
     lua_pop(L, 1);
     if (given && (!(want > 0) || !isfinite(want) || want > 1e7))
-      fsvc_lua_raisef(L, "%s: %s: option sr must be a positive sample rate, got %g", op, path, want);
+      fsvc_lua_raisef(L, "%s: %s: option sr must be a positive sample rate, got %g", op, path,
+                      want);
   }
   float *buf = NULL;
   int64_t frames = 0;
@@ -110,10 +111,11 @@ static int l_save(lua_State *L) {
     fsvc_lua_raisef(L, "%s: %s: signal must be float32 or float64, got %s", op, path, fsvc_dtype_name(x->dtype));
   if ((x->ndim != 1 && x->ndim != 2) || fsvc_numel(x) < 1)
     fsvc_lua_raisef(L, "%s: %s: signal must be a non-empty [L] or [C, L], got %s", op, path,
-               fsvc_shape_str(x, sb, sizeof sb));
+                    fsvc_shape_str(x, sb, sizeof sb));
   int channels = x->ndim == 2 ? (int)x->shape[0] : 1;
   int64_t frames = x->shape[x->ndim - 1];
-  if (channels > 256) fsvc_lua_raisef(L, "%s: %s: %d channels (is the signal [C, L]?)", op, path, channels);
+  if (channels > 256) fsvc_lua_raisef(L, "%s: %s: %d channels (is the signal [C, L]?)", op, path,
+                                      channels);
   if (fsvc_has_nonfinite(x)) fsvc_lua_raisef(L, "%s: %s: signal has a NaN or Inf sample", op, path);
   fsvc_tensor *xf = fsvc_to_dtype_raw(x, FSVC_FLOAT32); /* contiguous planar [C, L] */
   if (!xf) return fsvc_lua_error(L);

@@ -148,7 +148,8 @@ static int l_mel_filterbank(lua_State *L) {
   const char *op = "mel_filterbank";
   static const char *const keys[] = {"sample_rate", "n_fft", "n_freqs", "n_mels", "f_min",
                                      "f_max", "mel_scale", "norm", "dtype", NULL};
-  if (!lua_istable(L, 1)) fsvc_lua_raisef(L, "%s: expects an options table {sample_rate, n_fft, n_mels}", op);
+  if (!lua_istable(L, 1))
+    fsvc_lua_raisef(L, "%s: expects an options table {sample_rate, n_fft, n_mels}", op);
   fsvc_lua_check_option_keys(L, 1, op, keys);
   double sr = fsvc_lua_opt_field_number(L, 1, "sample_rate", -1, op);
   if (!(sr > 0)) fsvc_lua_raisef(L, "%s: option 'sample_rate' is required and must be > 0", op);
@@ -242,7 +243,8 @@ static int l_oscillate_harmonics(lua_State *L) {
     minf = fsvc_lua_opt_field_number(L, opt, "min_frequency", minf, op);
     want_phase = fsvc_lua_opt_field_bool(L, opt, "return_phase", 0, op);
   }
-  if (nh < 0 || nh > 4096) fsvc_lua_raisef(L, "%s: num_harmonics must be in 0..4096, got %d", op, (int)nh);
+  if (nh < 0 || nh > 4096) fsvc_lua_raisef(L, "%s: num_harmonics must be in 0..4096, got %d", op,
+                                           (int)nh);
   fsvc_tensor *phase = NULL;
   fsvc_tensor *h = fsvc_oscillate_harmonics(f0, fs, sr, (int)nh, minf, want_phase ? &phase : NULL);
   fsvc_lua_push_tensor(L, h);
@@ -398,16 +400,17 @@ static int l_resample(lua_State *L) {
   double from = check_rate(L, 2, op, "from"), to = check_rate(L, 3, op, "to");
   char sb[64];
   if (x->dtype != FSVC_FLOAT32 && x->dtype != FSVC_FLOAT64)
-    fsvc_lua_raisef(L, "%s: input must be float32 or float64, got %s", op, fsvc_dtype_name(x->dtype));
+    fsvc_lua_raisef(L, "%s: input must be float32 or float64, got %s", op,
+                    fsvc_dtype_name(x->dtype));
   if (x->ndim < 1 || fsvc_numel(x) < 1)
     fsvc_lua_raisef(L, "%s: input must be a non-empty [..., L] signal, got %s", op,
-               fsvc_shape_str(x, sb, sizeof sb));
+                    fsvc_shape_str(x, sb, sizeof sb));
   if (fsvc_has_nonfinite(x)) fsvc_lua_raisef(L, "%s: input has a NaN or Inf sample", op);
   const int64_t n = x->shape[x->ndim - 1], rows = fsvc_numel(x) / n;
   int64_t m = fsvc_resample_output_length(n, from, to);
   if (m < 1)
-    fsvc_lua_raisef(L, "%s: %lld samples at %g Hz give no output samples at %g Hz", op, (long long)n,
-               from, to);
+    fsvc_lua_raisef(L, "%s: %lld samples at %g Hz give no output samples at %g Hz", op,
+                    (long long)n, from, to);
   fsvc_tensor *xf = fsvc_to_dtype_raw(x, FSVC_FLOAT32);
   int64_t shape[FSVC_MAX_DIMS];
   for (int i = 0; i < x->ndim; i++) shape[i] = x->shape[i];
@@ -455,10 +458,11 @@ static int f0_common(lua_State *L, int dio) {
   o.speed = (int)fsvc_lua_opt_field_int(L, 3, "speed", o.speed, op);
   char sb[64];
   if (x->dtype != FSVC_FLOAT32 && x->dtype != FSVC_FLOAT64)
-    fsvc_lua_raisef(L, "%s: input must be float32 or float64, got %s", op, fsvc_dtype_name(x->dtype));
+    fsvc_lua_raisef(L, "%s: input must be float32 or float64, got %s", op,
+                    fsvc_dtype_name(x->dtype));
   if (x->ndim != 1 && !(x->ndim == 2 && x->shape[0] == 1))
     fsvc_lua_raisef(L, "%s: input must be a mono signal [L] (or [1, L]), got %s", op,
-               fsvc_shape_str(x, sb, sizeof sb));
+                    fsvc_shape_str(x, sb, sizeof sb));
   const int64_t n = fsvc_numel(x);
   if (n < 1) fsvc_lua_raisef(L, "%s: input is empty", op);
   if (fsvc_has_nonfinite(x)) fsvc_lua_raisef(L, "%s: input has a NaN or Inf sample", op);
@@ -477,8 +481,8 @@ static int f0_common(lua_State *L, int dio) {
   fsvc_tensor_release(xd);
   if (rc) {
     fsvc_tensor_release(f0);
-    return strncmp(err, op, strlen(op)) == 0 ? fsvc_lua_raisef(L, "%s", err)
-                                             : fsvc_lua_raisef(L, "%s: %s", op, err[0] ? err : "failed");
+    if (strncmp(err, op, strlen(op)) == 0) return fsvc_lua_raisef(L, "%s", err);
+    return fsvc_lua_raisef(L, "%s: %s", op, err[0] ? err : "failed");
   }
   return fsvc_lua_push_tensor(L, f0);
 }
