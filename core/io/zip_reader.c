@@ -10,12 +10,20 @@
 #include "fsvc/error.h"
 #include "io_internal.h"
 
-/* zlib is referenced weakly so that the core links without -lz; the build links it when found. */
+/* zlib is referenced weakly so that the core links without -lz, except when CMake found zlib and
+ * defines FSVC_HAVE_ZLIB: then the references are strong, since a linker using --as-needed (the
+ * Debian default) drops a library that only weak references point at. */
+#ifndef FSVC_HAVE_ZLIB
 #pragma weak inflateInit2_
 #pragma weak inflate
 #pragma weak inflateEnd
+#endif
 
+#ifdef FSVC_HAVE_ZLIB
+int fsvc_zip_has_inflate(void) { return 1; }
+#else
 int fsvc_zip_has_inflate(void) { return inflateInit2_ != NULL && inflate != NULL && inflateEnd != NULL; }
+#endif
 
 static uint64_t rd(const unsigned char *p, int w) { return (uint64_t)fsvc_read_int_le(p, w, 0); }
 

@@ -18,7 +18,7 @@ for d in /usr/include/x86_64-linux-gnu/openblas-pthread /usr/include/openblas; d
   [ -d "$d" ] && openblas_inc="-I$d" && break
 done
 libs="-lopenblas -lm -fopenmp -lz"
-cflags="-std=gnu11 -g -O1 -I$root/core/include -I$root/core $openblas_inc -fopenmp"
+cflags="-std=gnu11 -g -O1 -I$root/core/include -I$root/core $openblas_inc -fopenmp -DFSVC_HAVE_ZLIB=1"
 
 echo "== building fuzzer with $CC"
 # shellcheck disable=SC2086
