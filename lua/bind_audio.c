@@ -91,7 +91,7 @@ static int l_load(lua_State *L) {
 static int l_save(lua_State *L) {
   const char *op = "audio.save";
   const char *path = check_path(L, op);
-  fsvc_tensor *x = fsvc_lua_check_tensor(L, 2, op, "signal");
+  fsvc_tensor *x = fsvc_lua_check_cpu_tensor(L, 2, op, "signal");
   double sr = fsvc_lua_check_number(L, 3, op, "sample_rate");
   if (!(sr >= 1) || sr != floor(sr) || sr > 1e7)
     fsvc_lua_raisef(L, "%s: %s: sample rate must be a positive integer, got %g", op, path, sr);

@@ -105,7 +105,7 @@ static int l_save_safetensors(lua_State *L) {
     if (!fsvc_lua_is_tensor(L, -1))
       return luaL_error(L, "%s: %s: '%s' is a %s, not a tensor", op, path, name,
                         luaL_typename(L, -1));
-    fsvc_tensor *t = fsvc_lua_check_tensor(L, lua_gettop(L), op, name);
+    fsvc_tensor *t = fsvc_lua_check_cpu_tensor(L, lua_gettop(L), op, name);
     if (fsvc_tensor_dict_set(b->d, name, t)) return fsvc_lua_error(L);
     lua_pop(L, 1);
   }

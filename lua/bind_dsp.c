@@ -53,7 +53,7 @@ static fsvc_tensor *opt_field_tensor(lua_State *L, int idx, const char *key, con
   }
   if (!fsvc_lua_is_tensor(L, -1))
     fsvc_lua_raisef(L, "%s: option '%s' must be a tensor, got %s", op, key, luaL_typename(L, -1));
-  fsvc_tensor *t = fsvc_lua_check_tensor(L, -1, op, key);
+  fsvc_tensor *t = fsvc_lua_check_cpu_tensor(L, -1, op, key);
   lua_pop(L, 1); /* still referenced by the options table */
   return t;
 }
@@ -94,14 +94,14 @@ static int l_hann_window(lua_State *L) {
 }
 
 static int l_stft(lua_State *L) {
-  fsvc_tensor *x = fsvc_lua_check_tensor(L, 1, "stft", "input");
+  fsvc_tensor *x = fsvc_lua_check_cpu_tensor(L, 1, "stft", "input");
   fsvc_stft_options o;
   check_stft_options(L, 2, "stft", &o, 1);
   return fsvc_lua_push_tensor(L, fsvc_stft(x, &o));
 }
 
 static int l_istft(lua_State *L) {
-  fsvc_tensor *s = fsvc_lua_check_tensor(L, 1, "istft", "input");
+  fsvc_tensor *s = fsvc_lua_check_cpu_tensor(L, 1, "istft", "input");
   fsvc_stft_options o;
   check_stft_options(L, 2, "istft", &o, 1);
   int64_t length = fsvc_lua_opt_field_int(L, 2, "length", 0, "istft");
@@ -110,7 +110,7 @@ static int l_istft(lua_State *L) {
 }
 
 static int l_magnitude(lua_State *L) {
-  fsvc_tensor *s = fsvc_lua_check_tensor(L, 1, "magnitude", "input");
+  fsvc_tensor *s = fsvc_lua_check_cpu_tensor(L, 1, "magnitude", "input");
   double p = 1.0;
   if (lua_type(L, 2) == LUA_TNUMBER) p = lua_tonumber(L, 2);
   else {
@@ -122,7 +122,7 @@ static int l_magnitude(lua_State *L) {
 }
 
 static int l_spectrogram(lua_State *L) {
-  fsvc_tensor *x = fsvc_lua_check_tensor(L, 1, "spectrogram", "input");
+  fsvc_tensor *x = fsvc_lua_check_cpu_tensor(L, 1, "spectrogram", "input");
   int64_t n = fsvc_lua_opt_int(L, 2, 1920, "spectrogram", "n_fft");
   int64_t hop = fsvc_lua_opt_int(L, 3, 480, "spectrogram", "hop");
   return fsvc_lua_push_tensor(L, fsvc_spectrogram(x, n, hop));
@@ -169,7 +169,7 @@ static int l_mel_filterbank(lua_State *L) {
 
 static int l_mel_spectrogram(lua_State *L) {
   const char *op = "mel_spectrogram";
-  fsvc_tensor *x = fsvc_lua_check_tensor(L, 1, op, "input");
+  fsvc_tensor *x = fsvc_lua_check_cpu_tensor(L, 1, op, "input");
   static const char *const keys[] = {"sample_rate", "n_fft", "hop_length", "win_length", "n_mels",
                                      "f_min", "f_max", "power", "center", "pad_mode", "mel_scale",
                                      "norm", NULL};
@@ -194,19 +194,19 @@ static int l_mel_spectrogram(lua_State *L) {
 }
 
 static int l_log_mel_loss(lua_State *L) {
-  fsvc_tensor *a = fsvc_lua_check_tensor(L, 1, "log_mel_loss", "fake");
-  fsvc_tensor *b = fsvc_lua_check_tensor(L, 2, "log_mel_loss", "real");
+  fsvc_tensor *a = fsvc_lua_check_cpu_tensor(L, 1, "log_mel_loss", "fake");
+  fsvc_tensor *b = fsvc_lua_check_cpu_tensor(L, 2, "log_mel_loss", "real");
   return fsvc_lua_push_tensor(L, fsvc_log_mel_loss(a, b));
 }
 
 static int l_multiscale_stft_loss(lua_State *L) {
-  fsvc_tensor *a = fsvc_lua_check_tensor(L, 1, "multiscale_stft_loss", "fake");
-  fsvc_tensor *b = fsvc_lua_check_tensor(L, 2, "multiscale_stft_loss", "real");
+  fsvc_tensor *a = fsvc_lua_check_cpu_tensor(L, 1, "multiscale_stft_loss", "fake");
+  fsvc_tensor *b = fsvc_lua_check_cpu_tensor(L, 2, "multiscale_stft_loss", "real");
   return fsvc_lua_push_tensor(L, fsvc_multiscale_stft_loss(a, b));
 }
 
 static int l_energy(lua_State *L) {
-  fsvc_tensor *x = fsvc_lua_check_tensor(L, 1, "energy", "input");
+  fsvc_tensor *x = fsvc_lua_check_cpu_tensor(L, 1, "energy", "input");
   int64_t fs = 480;
   if (lua_type(L, 2) == LUA_TNUMBER) fs = fsvc_lua_check_int(L, 2, "energy", "frame_size");
   else {
@@ -220,7 +220,7 @@ static int l_energy(lua_State *L) {
 /* ---- harmonic source -------------------------------------------------------------------------- */
 static int l_oscillate_harmonics(lua_State *L) {
   const char *op = "oscillate_harmonics";
-  fsvc_tensor *f0 = fsvc_lua_check_tensor(L, 1, op, "f0");
+  fsvc_tensor *f0 = fsvc_lua_check_cpu_tensor(L, 1, op, "f0");
   int opt = 0;
   for (int i = 2; i <= 5 && i <= lua_gettop(L); i++)
     if (lua_istable(L, i)) {
@@ -287,7 +287,7 @@ static int l_osc_new(lua_State *L) {
 
 static int l_osc_process(lua_State *L) {
   osc_ud *u = check_osc(L, "Oscillator:process");
-  fsvc_tensor *f0 = fsvc_lua_check_tensor(L, 2, "Oscillator:process", "f0");
+  fsvc_tensor *f0 = fsvc_lua_check_cpu_tensor(L, 2, "Oscillator:process", "f0");
   u->last_dtype = f0->dtype;
   return fsvc_lua_push_tensor(L, fsvc_oscillator_process(u->o, f0));
 }
@@ -335,7 +335,7 @@ static int l_sstft_new(lua_State *L) {
 
 static int l_sstft_process(lua_State *L) {
   sstft_ud *u = check_sstft(L, "StreamSTFT:process");
-  fsvc_tensor *c = fsvc_lua_check_tensor(L, 2, "StreamSTFT:process", "chunk");
+  fsvc_tensor *c = fsvc_lua_check_cpu_tensor(L, 2, "StreamSTFT:process", "chunk");
   return fsvc_lua_push_tensor(L, fsvc_stream_stft_process(u->s, c));
 }
 
@@ -359,17 +359,17 @@ static int l_sstft_gc(lua_State *L) {
 
 /* ---- pitch helpers ---------------------------------------------------------------------------- */
 static int l_pitch_shift(lua_State *L) {
-  fsvc_tensor *f0 = fsvc_lua_check_tensor(L, 1, "pitch_shift", "f0");
+  fsvc_tensor *f0 = fsvc_lua_check_cpu_tensor(L, 1, "pitch_shift", "f0");
   double s = fsvc_lua_check_number(L, 2, "pitch_shift", "semitones");
   return fsvc_lua_push_tensor(L, fsvc_pitch_shift(f0, s));
 }
 
 static int l_freq2id(lua_State *L) {
-  return fsvc_lua_push_tensor(L, fsvc_freq2id(fsvc_lua_check_tensor(L, 1, "freq2id", "f0")));
+  return fsvc_lua_push_tensor(L, fsvc_freq2id(fsvc_lua_check_cpu_tensor(L, 1, "freq2id", "f0")));
 }
 
 static int l_id2freq(lua_State *L) {
-  fsvc_tensor *ids = fsvc_lua_check_tensor(L, 1, "id2freq", "ids");
+  fsvc_tensor *ids = fsvc_lua_check_cpu_tensor(L, 1, "id2freq", "ids");
   static const char *const keys[] = {"dtype", NULL};
   fsvc_lua_check_option_keys(L, 2, "id2freq", keys);
   fsvc_dtype dt = FSVC_FLOAT32;
@@ -382,7 +382,7 @@ static int l_id2freq(lua_State *L) {
 }
 
 static int l_interpolate_f0(lua_State *L) {
-  fsvc_tensor *f0 = fsvc_lua_check_tensor(L, 1, "interpolate_f0", "f0");
+  fsvc_tensor *f0 = fsvc_lua_check_cpu_tensor(L, 1, "interpolate_f0", "f0");
   int64_t n = fsvc_lua_check_int(L, 2, "interpolate_f0", "n_out");
   return fsvc_lua_push_tensor(L, fsvc_interpolate_f0(f0, n));
 }
@@ -396,7 +396,7 @@ static double check_rate(lua_State *L, int idx, const char *op, const char *name
 
 static int l_resample(lua_State *L) {
   const char *op = "resample";
-  fsvc_tensor *x = fsvc_lua_check_tensor(L, 1, op, "input");
+  fsvc_tensor *x = fsvc_lua_check_cpu_tensor(L, 1, op, "input");
   double from = check_rate(L, 2, op, "from"), to = check_rate(L, 3, op, "to");
   char sb[64];
   if (x->dtype != FSVC_FLOAT32 && x->dtype != FSVC_FLOAT64)
@@ -442,7 +442,7 @@ static int l_resample(lua_State *L) {
 /* ---- F0 ----------------------------------------------------------------------------------------- */
 static int f0_common(lua_State *L, int dio) {
   const char *op = dio ? "dio" : "harvest";
-  fsvc_tensor *x = fsvc_lua_check_tensor(L, 1, op, "input");
+  fsvc_tensor *x = fsvc_lua_check_cpu_tensor(L, 1, op, "input");
   double sr = check_rate(L, 2, op, "sample_rate");
   if (sr != floor(sr) || sr > 1e7) fsvc_lua_raisef(L, "%s: sample_rate must be an integer rate, got %g", op, sr);
   static const char *const keys[] = {"f0_floor", "f0_ceil", "frame_period", "allowed_range",

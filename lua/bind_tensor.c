@@ -79,6 +79,14 @@ fsvc_tensor *fsvc_lua_check_tensor(lua_State *L, int idx, const char *op, const 
   return ud->t;
 }
 
+fsvc_tensor *fsvc_lua_check_cpu_tensor(lua_State *L, int idx, const char *op, const char *name) {
+  fsvc_tensor *t = fsvc_lua_check_tensor(L, idx, op, name);
+  if (t->storage->device.type != FSVC_CPU)
+    luaL_error(L, "%s: argument #%d (%s) is on a GPU, and %s runs on the CPU only for now: pass x:cpu()",
+               op, idx, name, op);
+  return t;
+}
+
 fsvc_tensor *fsvc_lua_opt_tensor(lua_State *L, int idx, const char *op, const char *name) {
   if (lua_isnoneornil(L, idx)) return NULL;
   return fsvc_lua_check_tensor(L, idx, op, name);

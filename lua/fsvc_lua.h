@@ -29,6 +29,9 @@ void fsvc_lua_register(lua_State *L, const luaL_Reg *funcs, int where);
 /* Argument checks: raise a Lua error "op: argument #i (name) ..." on failure. */
 fsvc_tensor *fsvc_lua_check_tensor(lua_State *L, int idx, const char *op, const char *name);
 fsvc_tensor *fsvc_lua_opt_tensor(lua_State *L, int idx, const char *op, const char *name);
+/* Like check_tensor, but refuses a tensor on a GPU: for functions that read tensor memory on the
+ * host (DSP, audio files, checkpoints) until they have device implementations. */
+fsvc_tensor *fsvc_lua_check_cpu_tensor(lua_State *L, int idx, const char *op, const char *name);
 int fsvc_lua_is_tensor(lua_State *L, int idx);
 /* A tensor, or a Lua number turned into a 0-d tensor of dtype `like` (new reference either way:
  * release it when done). */
