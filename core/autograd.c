@@ -1,10 +1,10 @@
 /* The autograd engine: nodes, grad mode, and the reverse topological walk of backward(). */
-#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "fsvc/autograd.h"
 #include "fsvc/error.h"
+#include "fsvc/ops.h"
 #include "device_internal.h"
 
 static _Thread_local int grad_disabled = 0;
@@ -160,79 +160,30 @@ fsvc_tensor *fsvc_add_same_shape_raw(const fsvc_tensor *a, const fsvc_tensor *b)
   return out;
 }
 
+/* Undoes broadcasting: sums the leading dims and the dims where the target has size 1, with the
+ * reductions' own kernels (which also dispatch to the GPU), then drops the leading dims. */
 fsvc_tensor *fsvc_sum_to_shape(const fsvc_tensor *grad, int ndim, const int64_t *shape) {
   char a[128], b[128];
-  if (fsvc_tensor_is_cuda(grad)) return fsvc_device_sum_to_shape(grad, ndim, shape);
-  if (ndim > grad->ndim) goto bad;
   int lead = grad->ndim - ndim;
-  int64_t tshape[FSVC_MAX_DIMS]; /* target aligned to grad's dims, 1 where broadcast */
-  int same = 1;
+  int dims[FSVC_MAX_DIMS], n_dims = 0;
+  if (lead < 0) goto bad;
   for (int d = 0; d < grad->ndim; d++) {
-    tshape[d] = d < lead ? 1 : shape[d - lead];
-    if (tshape[d] != grad->shape[d]) {
-      if (tshape[d] != 1) goto bad;
-      same = 0;
-    }
+    int64_t want = d < lead ? 1 : shape[d - lead];
+    if (d >= lead && want == grad->shape[d]) continue;
+    if (want != 1) goto bad;
+    dims[n_dims++] = d;
   }
-  if (same && lead == 0) return fsvc_clone_raw(grad);
-
-  fsvc_tensor *g = fsvc_contiguous_raw(grad);
-  if (!g) return NULL;
-  int64_t tstride[FSVC_MAX_DIMS];
-  fsvc_contiguous_strides(grad->ndim, tshape, tstride);
-  int64_t tn = 1;
-  for (int d = 0; d < grad->ndim; d++) {
-    tn *= tshape[d];
-    if (tshape[d] == 1) tstride[d] = 0;
+  if (n_dims == 0) return fsvc_clone_raw(grad);
+  int prev = fsvc_set_grad_enabled(0);
+  fsvc_tensor *summed = fsvc_sum(grad, n_dims, dims, 1);
+  fsvc_tensor *out = summed ? fsvc_reshape(summed, ndim, shape) : NULL;
+  fsvc_set_grad_enabled(prev);
+  fsvc_tensor_release(summed);
+  if (out && !fsvc_is_contiguous(out)) {
+    fsvc_tensor *c = fsvc_clone_raw(out);
+    fsvc_tensor_release(out);
+    out = c;
   }
-  int nd = grad->ndim;
-  int64_t inner = nd ? grad->shape[nd - 1] : 1;
-  int64_t total = fsvc_numel(g);
-  int64_t rows = inner ? total / inner : 0;
-  /* Rows are split among threads, each summing into its own accumulator (rows of different
-   * threads may land on the same output element); the partial sums are added at the end. */
-  int n_threads = total > (1 << 16) ? omp_get_max_threads() : 1;
-  if (n_threads > 64) n_threads = 64;
-  double *acc = calloc((size_t)(tn > 0 ? tn : 1) * (size_t)n_threads, sizeof *acc);
-  if (!acc) { fsvc_tensor_release(g); fsvc_set_error("sum_to_shape: out of memory"); return NULL; }
-  int reduce_inner = nd && tstride[nd - 1] == 0;
-#pragma omp parallel for num_threads(n_threads) schedule(static) if (n_threads > 1)
-  for (int64_t r = 0; r < rows; r++) {
-    double *my = acc + (size_t)omp_get_thread_num() * (size_t)(tn > 0 ? tn : 1);
-    int64_t off = 0, rem = r;
-    for (int d = nd - 2; d >= 0; d--) { /* row index -> output offset */
-      off += (rem % grad->shape[d]) * tstride[d];
-      rem /= grad->shape[d];
-    }
-    int64_t base = r * inner;
-    if (g->dtype == FSVC_FLOAT32) {
-      const float *p = (const float *)fsvc_data(g) + base;
-      if (reduce_inner) {
-        double s = 0;
-        for (int64_t i = 0; i < inner; i++) s += p[i];
-        my[off] += s;
-      } else {
-        for (int64_t i = 0; i < inner; i++) my[off + i] += p[i];
-      }
-    } else if (g->dtype == FSVC_FLOAT64) {
-      const double *p = (const double *)fsvc_data(g) + base;
-      if (reduce_inner) {
-        double s = 0;
-        for (int64_t i = 0; i < inner; i++) s += p[i];
-        my[off] += s;
-      } else {
-        for (int64_t i = 0; i < inner; i++) my[off + i] += p[i];
-      }
-    } else {
-      for (int64_t i = 0; i < inner; i++)
-        my[off + (nd ? i * tstride[nd - 1] : 0)] += fsvc_get_flat(g, base + i);
-    }
-  }
-  for (int t = 1; t < n_threads; t++)
-    for (int64_t i = 0; i < tn; i++) acc[i] += acc[(size_t)t * (size_t)tn + (size_t)i];
-  fsvc_tensor_release(g);
-  fsvc_tensor *out = fsvc_from_buffer(ndim, shape, grad->dtype, acc, FSVC_FLOAT64);
-  free(acc);
   return out;
 bad:
   fsvc_set_error("sum_to_shape: cannot reduce gradient of shape %s to %s",

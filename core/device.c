@@ -277,36 +277,6 @@ fsvc_tensor *fsvc_device_add_same_shape_raw(const fsvc_tensor *a, const fsvc_ten
 }
 
 /* Sums the broadcast dims of a device gradient with the backend's sum (keepdim), then reshapes. */
-fsvc_tensor *fsvc_device_sum_to_shape(const fsvc_tensor *grad, int ndim, const int64_t *shape) {
-  char a[128], b[128];
-  const fsvc_cuda_op_table *ops = fsvc_cuda_ops();
-  if (!ops || !ops->sum) { fsvc_cuda_dispatch_error("sum", ops != NULL); return NULL; }
-  int lead = grad->ndim - ndim;
-  int dims[FSVC_MAX_DIMS], nd = 0;
-  if (lead < 0) goto bad;
-  for (int d = 0; d < grad->ndim; d++) {
-    int64_t want = d < lead ? 1 : shape[d - lead];
-    if (want == grad->shape[d] && d >= lead) continue;
-    if (want != 1) goto bad;
-    dims[nd++] = d;
-  }
-  if (nd == 0) return fsvc_clone_raw(grad);
-  int prev = fsvc_set_grad_enabled(0);
-  fsvc_tensor *s = ops->sum(grad, nd, dims, 1);
-  fsvc_tensor *out = s ? fsvc_reshape(s, ndim, shape) : NULL;
-  fsvc_set_grad_enabled(prev);
-  fsvc_tensor_release(s);
-  if (out && !fsvc_is_contiguous(out)) {
-    fsvc_tensor *c = fsvc_clone_raw(out);
-    fsvc_tensor_release(out);
-    out = c;
-  }
-  return out;
-bad:
-  fsvc_set_error("sum_to_shape: cannot reduce gradient of shape %s to %s",
-                 fsvc_shape_str(grad, a, sizeof a), fsvc_shape_str_n(ndim, shape, b, sizeof b));
-  return NULL;
-}
 
 /* "to_device" is registered as differentiable on first use only (fsvc_node_new does it): a build
  * without a GPU never records it, so the gradient-check coverage list is unchanged there. */
