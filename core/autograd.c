@@ -138,24 +138,19 @@ void fsvc_node_release(fsvc_node *n) {
 }
 
 /* ---- raw helpers for gradients ------------------------------------------------------------- */
+/* a + b with grad mode off, through the elementwise op (which dispatches by device). */
 fsvc_tensor *fsvc_add_same_shape_raw(const fsvc_tensor *a, const fsvc_tensor *b) {
-  if (fsvc_tensor_is_cuda(a) || fsvc_tensor_is_cuda(b)) return fsvc_device_add_same_shape_raw(a, b);
-  fsvc_tensor *out = fsvc_clone_raw(a);
-  if (!out) return NULL;
-  fsvc_tensor *bc = b->dtype == a->dtype ? fsvc_contiguous_raw(b) : fsvc_to_dtype_raw(b, a->dtype);
-  if (!bc) { fsvc_tensor_release(out); return NULL; }
-  int64_t n = fsvc_numel(out);
-  if (a->dtype == FSVC_FLOAT32) {
-    float *o = fsvc_data(out);
-    const float *p = fsvc_data(bc);
-    for (int64_t i = 0; i < n; i++) o[i] += p[i];
-  } else if (a->dtype == FSVC_FLOAT64) {
-    double *o = fsvc_data(out);
-    const double *p = fsvc_data(bc);
-    for (int64_t i = 0; i < n; i++) o[i] += p[i];
-  } else {
-    for (int64_t i = 0; i < n; i++) fsvc_set_flat(out, i, fsvc_get_flat(out, i) + fsvc_get_flat(bc, i));
+  if (!fsvc_same_shape(a, b)) {
+    char x[128], y[128];
+    fsvc_set_error("backward (gradient accumulation): shapes %s and %s differ",
+                   fsvc_shape_str(a, x, sizeof x), fsvc_shape_str(b, y, sizeof y));
+    return NULL;
   }
+  fsvc_tensor *bc = b->dtype == a->dtype ? fsvc_tensor_retain((fsvc_tensor *)b) : fsvc_to_dtype_raw(b, a->dtype);
+  if (!bc) return NULL;
+  int prev = fsvc_set_grad_enabled(0);
+  fsvc_tensor *out = fsvc_add(a, bc);
+  fsvc_set_grad_enabled(prev);
   fsvc_tensor_release(bc);
   return out;
 }
@@ -198,23 +193,10 @@ static uint64_t engine_epoch = 0;
  * loop: .grad from the previous step was zeroed or accumulates micro-batches). */
 static int add_in_place_if_private(fsvc_tensor *slot, const fsvc_tensor *g) {
   if (slot->refcount != 1 || !slot->storage || slot->storage->refcount != 1 ||
-      slot->storage->release || !fsvc_is_contiguous(slot) || !fsvc_same_shape(slot, g) ||
-      slot->dtype != g->dtype || !fsvc_is_contiguous(g) || fsvc_tensor_is_cuda(g) ||
-      (slot->dtype != FSVC_FLOAT32 && slot->dtype != FSVC_FLOAT64))
+      slot->storage->release || !fsvc_same_shape(slot, g) || slot->dtype != g->dtype ||
+      !fsvc_dtype_is_float(slot->dtype))
     return 0;
-  int64_t n = fsvc_numel(slot);
-  if (slot->dtype == FSVC_FLOAT32) {
-    float *o = fsvc_data(slot);
-    const float *p = fsvc_data(g);
-#pragma omp parallel for schedule(static) if (n > (1 << 18))
-    for (int64_t i = 0; i < n; i++) o[i] += p[i];
-  } else {
-    double *o = fsvc_data(slot);
-    const double *p = fsvc_data(g);
-#pragma omp parallel for schedule(static) if (n > (1 << 18))
-    for (int64_t i = 0; i < n; i++) o[i] += p[i];
-  }
-  return 1;
+  return fsvc_add_(slot, g, 1.0) == 0; /* grad mode is off in the engine */
 }
 
 static int accumulate(fsvc_tensor **slot, fsvc_tensor *g /* consumed */) {

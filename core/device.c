@@ -255,26 +255,7 @@ fsvc_tensor *fsvc_to_device(const fsvc_tensor *t, fsvc_device d) {
 }
 
 /* ---- gradient helpers of the engine for device tensors -------------------------------------- */
-static int same_device_or_fail(const fsvc_tensor *a, const fsvc_tensor *b, const char *op) {
-  if (fsvc_device_equal(fsvc_tensor_device(a), fsvc_tensor_device(b))) return 1;
-  char x[16], y[16];
-  fsvc_set_error("%s: tensors on different devices (%s and %s)", op,
-                 fsvc_device_str(fsvc_tensor_device(a), x, sizeof x),
-                 fsvc_device_str(fsvc_tensor_device(b), y, sizeof y));
-  return 0;
-}
 
-fsvc_tensor *fsvc_device_add_same_shape_raw(const fsvc_tensor *a, const fsvc_tensor *b) {
-  if (!same_device_or_fail(a, b, "backward (gradient accumulation)")) return NULL;
-  const fsvc_cuda_op_table *ops = fsvc_cuda_ops();
-  if (!ops || !ops->add) { fsvc_cuda_dispatch_error("add", ops != NULL); return NULL; }
-  int prev = fsvc_set_grad_enabled(0);
-  fsvc_tensor *bc = b->dtype == a->dtype ? fsvc_tensor_retain((fsvc_tensor *)b) : fsvc_to_dtype_raw(b, a->dtype);
-  fsvc_tensor *out = bc ? ops->add(a, bc) : NULL;
-  fsvc_tensor_release(bc);
-  fsvc_set_grad_enabled(prev);
-  return out;
-}
 
 /* Sums the broadcast dims of a device gradient with the backend's sum (keepdim), then reshapes. */
 

@@ -6,7 +6,6 @@
 
 int fsvc_device_copy_(fsvc_tensor *dst, const fsvc_tensor *src);
 int fsvc_device_fill_(fsvc_tensor *t, double value);
-fsvc_tensor *fsvc_device_add_same_shape_raw(const fsvc_tensor *a, const fsvc_tensor *b);
 /* running total of device bytes allocated through fsvc_empty_on (paces Lua's collector, which does
  * not see device memory, together with the CPU total) */
 int64_t fsvc_device_bytes_total(void);
