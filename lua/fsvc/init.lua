@@ -121,28 +121,24 @@ function fsvc.gradcheck(fn, inputs, opts)
   return worst == 0, report
 end
 
---- allclose(a, b, rtol, atol): |a - b| <= atol + rtol * |b| everywhere (shapes must match).
+--- allclose(a, b, rtol, atol): |a - b| <= atol + rtol * |b| everywhere (shapes must match;
+--- a NaN anywhere gives false).
 function fsvc.allclose(a, b, rtol, atol)
   rtol, atol = rtol or 1e-5, atol or 1e-8
   local sa, sb = a:size(), b:size()
   if #sa ~= #sb then return false end
   for i = 1, #sa do if sa[i] ~= sb[i] then return false end end
-  for i = 0, a:numel() - 1 do
-    local x, y = a:_get_flat(i), b:_get_flat(i)
-    if math.abs(x - y) > atol + rtol * math.abs(y) then return false end
-  end
-  return true
+  if a:numel() == 0 then return true end
+  local x, y = a:double(), b:double()
+  return ((x - y):abs() - (y:abs() * rtol + atol)):max():item() <= 0
 end
 
---- Largest absolute elementwise difference of two tensors of the same number of elements.
+--- Largest absolute elementwise difference of two tensors of the same number of elements
+--- (NaN if either holds a NaN).
 function fsvc.max_abs_diff(a, b)
   assert(a:numel() == b:numel(), "max_abs_diff: element counts differ")
-  local m = 0
-  for i = 0, a:numel() - 1 do
-    local d = math.abs(a:_get_flat(i) - b:_get_flat(i))
-    if d > m or d ~= d then m = d end
-  end
-  return m
+  if a:numel() == 0 then return 0 end
+  return (a:reshape(-1):double() - b:reshape(-1):double()):abs():max():item()
 end
 
 function fsvc.help()
