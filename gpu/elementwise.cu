@@ -37,8 +37,8 @@ template <typename TD>
 static void copy_from(TD *dst, const Geom &dg, const void *src, fsvc_dtype sdt, const Geom &sg,
                       int64_t n, bool contig) {
   FSVC_DISPATCH_ALL(sdt, {
-    if (contig) copy_contig_kernel<<<blocks_for(n), kThreads, 0, stream()>>>(dst, (const T *)src, n);
-    else copy_kernel<<<blocks_for(n), kThreads, 0, stream()>>>(dst, dg, (const T *)src, sg, n);
+    if (contig) FSVC_LAUNCH(copy_contig_kernel, blocks_for(n), kThreads, 0, stream())(dst, (const T *)src, n);
+    else FSVC_LAUNCH(copy_kernel, blocks_for(n), kThreads, 0, stream())(dst, dg, (const T *)src, sg, n);
   });
 }
 
@@ -65,7 +65,7 @@ extern "C" int fsvc_gpu_fill_launch(void *dst, fsvc_dtype dt, const fsvc_gpu_geo
   Geom g = to_geom(gp);
   int64_t n = numel(g);
   if (n == 0) return 0;
-  FSVC_DISPATCH_ALL(dt, fill_kernel<<<blocks_for(n), kThreads, 0, stream()>>>((T *)dst, g, v, n));
+  FSVC_DISPATCH_ALL(dt, FSVC_LAUNCH(fill_kernel, blocks_for(n), kThreads, 0, stream())((T *)dst, g, v, n));
   return fsvc_gpu_check_launch("fill_");
 }
 
@@ -154,7 +154,7 @@ extern "C" int fsvc_gpu_binary_launch(fsvc_gpu_binary_op op, fsvc_dtype dt, void
   int64_t n = numel(og);
   if (n == 0) return 0;
   bool flat = flat_like(ag, og) && flat_like(bg, og) && (!g || flat_like(gg, og));
-  FSVC_DISPATCH_ALL(dt, binary_kernel<<<blocks_for(n), kThreads, 0, stream()>>>(
+  FSVC_DISPATCH_ALL(dt, FSVC_LAUNCH(binary_kernel, blocks_for(n), kThreads, 0, stream())(
                             (int)op, (T *)out, n, (const T *)a, ag, (const T *)b, bg, (const T *)g,
                             gg, flat));
   return fsvc_gpu_check_launch("binary op");
@@ -224,7 +224,7 @@ __global__ void unary_kernel(int op, T *out, const T *x, int64_t n, double p0, d
 extern "C" int fsvc_gpu_unary_launch(fsvc_gpu_unary_op op, fsvc_dtype dt, void *out, const void *x,
                                      int64_t n, double p0, double p1) {
   if (n == 0) return 0;
-  FSVC_DISPATCH_ALL(dt, unary_kernel<<<blocks_for(n), kThreads, 0, stream()>>>(
+  FSVC_DISPATCH_ALL(dt, FSVC_LAUNCH(unary_kernel, blocks_for(n), kThreads, 0, stream())(
                             (int)op, (T *)out, (const T *)x, n, p0, p1));
   return fsvc_gpu_check_launch("unary op");
 }
@@ -270,7 +270,7 @@ extern "C" int fsvc_gpu_unary_backward_launch(fsvc_gpu_unary_op op, fsvc_dtype d
                                               const void *g, const void *x, const void *y,
                                               int64_t n, double p0, double p1) {
   if (n == 0) return 0;
-  FSVC_DISPATCH_FLOAT(dt, unary_backward_kernel<<<blocks_for(n), kThreads, 0, stream()>>>(
+  FSVC_DISPATCH_FLOAT(dt, FSVC_LAUNCH(unary_backward_kernel, blocks_for(n), kThreads, 0, stream())(
                               (int)op, (T *)gx, (const T *)g, (const T *)x, (const T *)y, n, p0, p1));
   return fsvc_gpu_check_launch("unary backward");
 }
@@ -295,19 +295,19 @@ extern "C" int fsvc_gpu_where_launch(fsvc_dtype dt, void *out, const fsvc_gpu_ge
   switch (cdt) {
     case FSVC_FLOAT32: {
       typedef float C;
-      FSVC_DISPATCH_ALL(dt, where_kernel<<<blocks_for(n), kThreads, 0, stream()>>>(
+      FSVC_DISPATCH_ALL(dt, FSVC_LAUNCH(where_kernel, blocks_for(n), kThreads, 0, stream())(
                                 (T *)out, n, (const C *)cond, cg, (const T *)a, ag, (const T *)b, bg));
       break;
     }
     case FSVC_FLOAT64: {
       typedef double C;
-      FSVC_DISPATCH_ALL(dt, where_kernel<<<blocks_for(n), kThreads, 0, stream()>>>(
+      FSVC_DISPATCH_ALL(dt, FSVC_LAUNCH(where_kernel, blocks_for(n), kThreads, 0, stream())(
                                 (T *)out, n, (const C *)cond, cg, (const T *)a, ag, (const T *)b, bg));
       break;
     }
     case FSVC_INT64: {
       typedef long long C;
-      FSVC_DISPATCH_ALL(dt, where_kernel<<<blocks_for(n), kThreads, 0, stream()>>>(
+      FSVC_DISPATCH_ALL(dt, FSVC_LAUNCH(where_kernel, blocks_for(n), kThreads, 0, stream())(
                                 (T *)out, n, (const C *)cond, cg, (const T *)a, ag, (const T *)b, bg));
       break;
     }
@@ -330,7 +330,7 @@ extern "C" int fsvc_gpu_axpy_launch(fsvc_dtype dt, void *dst, const fsvc_gpu_geo
   Geom dg = to_geom(dgp), sg = to_geom(sgp);
   int64_t n = numel(dg);
   if (n == 0) return 0;
-  FSVC_DISPATCH_ALL(dt, axpy_kernel<<<blocks_for(n), kThreads, 0, stream()>>>(
+  FSVC_DISPATCH_ALL(dt, FSVC_LAUNCH(axpy_kernel, blocks_for(n), kThreads, 0, stream())(
                             (T *)dst, dg, (const T *)src, sg, n, alpha));
   return fsvc_gpu_check_launch("add_");
 }

@@ -116,7 +116,7 @@ extern "C" int fsvc_gpu_adam_launch(fsvc_dtype dt, const fsvc_gpu_adam_tensor *l
   if (rc == 0) {
     for (int64_t first = 0; first < n_chunks && rc == 0; first += 65535) {  // grid.x limit per launch
       unsigned nb = (unsigned)(n_chunks - first < 65535 ? n_chunks - first : 65535);
-      FSVC_DISPATCH_FLOAT(dt, adam_kernel<T><<<nb, kThreads, 0, stream()>>>(
+      FSVC_DISPATCH_FLOAT(dt, FSVC_LAUNCH(adam_kernel<T>, nb, kThreads, 0, stream())(
                                   dev + first, lr, beta1, beta2, eps, wd, bc1, bc2_sqrt, maximize, decoupled));
       rc = fsvc_gpu_check_launch("adam");
     }
@@ -133,7 +133,7 @@ extern "C" int fsvc_gpu_sgd_launch(fsvc_dtype dt, void *param, const void *grad,
                                    double lr, double momentum, double dampening, double wd, int nesterov,
                                    int maximize, int first) {
   if (n == 0) return 0;
-  FSVC_DISPATCH_FLOAT(dt, sgd_kernel<<<blocks_for(n), kThreads, 0, stream()>>>(
+  FSVC_DISPATCH_FLOAT(dt, FSVC_LAUNCH(sgd_kernel, blocks_for(n), kThreads, 0, stream())(
                               (T *)param, (const T *)grad, (T *)buf, n, lr, momentum, dampening, wd,
                               nesterov, maximize, first));
   return fsvc_gpu_check_launch("sgd");
@@ -147,12 +147,12 @@ extern "C" int fsvc_gpu_clip_grad_norm_launch(fsvc_dtype dt, void *const *bufs, 
   for (int i = 0; i < n_bufs && rc == 0; i++) {
     if (ns[i] == 0) continue;
     unsigned nb = blocks_for(ns[i]) < 1024 ? blocks_for(ns[i]) : 1024;
-    FSVC_DISPATCH_FLOAT(dt, sumsq_kernel<<<nb, kThreads, 0, stream()>>>((const T *)bufs[i], ns[i], acc));
+    FSVC_DISPATCH_FLOAT(dt, FSVC_LAUNCH(sumsq_kernel, nb, kThreads, 0, stream())((const T *)bufs[i], ns[i], acc));
     rc = fsvc_gpu_check_launch("clip_grad_norm");
   }
   for (int i = 0; i < n_bufs && rc == 0; i++) {
     if (ns[i] == 0) continue;
-    FSVC_DISPATCH_FLOAT(dt, scale_kernel<<<blocks_for(ns[i]), kThreads, 0, stream()>>>((T *)bufs[i], ns[i], acc, max_norm));
+    FSVC_DISPATCH_FLOAT(dt, FSVC_LAUNCH(scale_kernel, blocks_for(ns[i]), kThreads, 0, stream())((T *)bufs[i], ns[i], acc, max_norm));
     rc = fsvc_gpu_check_launch("clip_grad_norm");
   }
   double sq = 0;

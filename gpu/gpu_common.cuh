@@ -48,6 +48,13 @@ inline unsigned blocks_for(int64_t n) {
   return (unsigned)(b > 0 ? b : 1);
 }
 
+// kernel<<<grid, block, shared_bytes, stream>>>(args) is written
+// FSVC_LAUNCH(kernel, grid, block, shared_bytes, stream)(args), so that the CPU emulation of CUDA
+// (gpu/emu, FSVC_CUDA=EMULATE), which defines its own FSVC_LAUNCH, can run the same kernels.
+#ifndef FSVC_LAUNCH
+#define FSVC_LAUNCH(kernel, grid, block, shared_bytes, strm) kernel<<<(grid), (block), (shared_bytes), (strm)>>>
+#endif
+
 #define FSVC_GRID_LOOP(i, n)                                                                   \
   for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < (n);                    \
        i += (int64_t)blockDim.x * gridDim.x)

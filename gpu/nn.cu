@@ -151,12 +151,12 @@ extern "C" int fsvc_gpu_im2col_launch(fsvc_dtype dt, const void *x, void *cols, 
   if (col2im) {
     int64_t n = b * c * t;
     if (n == 0) return 0;
-    FSVC_DISPATCH_FLOAT(dt, col2im_kernel<<<blocks_for(n), kThreads, 0, stream()>>>(
+    FSVC_DISPATCH_FLOAT(dt, FSVC_LAUNCH(col2im_kernel, blocks_for(n), kThreads, 0, stream())(
                                 (T *)x, (const T *)cols, b, c, t, k, tout, stride, padding, dilation));
   } else {
     int64_t n = b * c * k * tout;
     if (n == 0) return 0;
-    FSVC_DISPATCH_FLOAT(dt, im2col_kernel<<<blocks_for(n), kThreads, 0, stream()>>>(
+    FSVC_DISPATCH_FLOAT(dt, FSVC_LAUNCH(im2col_kernel, blocks_for(n), kThreads, 0, stream())(
                                 (const T *)x, (T *)cols, b, c, t, k, tout, stride, padding, dilation));
   }
   return fsvc_gpu_check_launch(col2im ? "col2im" : "im2col");
@@ -166,7 +166,7 @@ extern "C" int fsvc_gpu_pool1d_launch(int kind, fsvc_dtype dt, void *y, int64_t 
                                       int64_t rows, int64_t t, int64_t tout, int64_t kernel,
                                       int64_t stride, int64_t padding) {
   if (rows * tout == 0) return 0;
-  FSVC_DISPATCH_FLOAT(dt, pool_kernel<<<blocks_for(rows * tout), kThreads, 0, stream()>>>(
+  FSVC_DISPATCH_FLOAT(dt, FSVC_LAUNCH(pool_kernel, blocks_for(rows * tout), kThreads, 0, stream())(
                               kind, (T *)y, idx, (const T *)x, rows, t, tout, kernel, stride, padding));
   return fsvc_gpu_check_launch("pool1d");
 }
@@ -175,7 +175,7 @@ extern "C" int fsvc_gpu_pool1d_backward_launch(int kind, fsvc_dtype dt, void *gx
                                                const void *gy, int64_t rows, int64_t t, int64_t tout,
                                                int64_t kernel, int64_t stride, int64_t padding) {
   if (rows * t == 0) return 0;
-  FSVC_DISPATCH_FLOAT(dt, pool_backward_kernel<<<blocks_for(rows * t), kThreads, 0, stream()>>>(
+  FSVC_DISPATCH_FLOAT(dt, FSVC_LAUNCH(pool_backward_kernel, blocks_for(rows * t), kThreads, 0, stream())(
                               kind, (T *)gx, idx, (const T *)gy, rows, t, tout, kernel, stride, padding));
   return fsvc_gpu_check_launch("pool1d backward");
 }
@@ -185,10 +185,10 @@ extern "C" int fsvc_gpu_interpolate_launch(fsvc_dtype dt, void *y, const void *x
                                            int align_corners, int backward) {
   if (rows * tout == 0) return 0;
   if (backward) {  // y is gx [rows, t] (zeroed), x is gy [rows, tout]
-    FSVC_DISPATCH_FLOAT(dt, interp_backward_kernel<<<blocks_for(rows * tout), kThreads, 0, stream()>>>(
+    FSVC_DISPATCH_FLOAT(dt, FSVC_LAUNCH(interp_backward_kernel, blocks_for(rows * tout), kThreads, 0, stream())(
                                 (T *)y, (const T *)x, rows, t, tout, scale, linear, align_corners));
   } else {
-    FSVC_DISPATCH_FLOAT(dt, interp_kernel<<<blocks_for(rows * tout), kThreads, 0, stream()>>>(
+    FSVC_DISPATCH_FLOAT(dt, FSVC_LAUNCH(interp_kernel, blocks_for(rows * tout), kThreads, 0, stream())(
                                 (T *)y, (const T *)x, rows, t, tout, scale, linear, align_corners));
   }
   return fsvc_gpu_check_launch("interpolate");

@@ -30,18 +30,27 @@ static struct {
   __typeof__(&cublasGetStatusString) status_string;
 } blas;
 
+/* The CPU emulation of CUDA (gpu/emu, FSVC_CUDA=EMULATE) defines this and serves its own cuBLAS;
+ * in a real build the weak reference stays NULL and the library is opened. */
+void *fsvc_gpu_emulated_cublas(const char *name) __attribute__((weak));
+
 static void create_handle(void) {
-  void *lib = dlopen("libcublas.so.13", RTLD_NOW | RTLD_LOCAL);
-  if (!lib) lib = dlopen("libcublas.so", RTLD_NOW | RTLD_LOCAL);
-  if (!lib) {
-    snprintf(dl_error, sizeof dl_error, "cannot load cuBLAS: %s", dlerror());
-    return;
+  void *lib = NULL;
+  if (!fsvc_gpu_emulated_cublas) {
+    lib = dlopen("libcublas.so.13", RTLD_NOW | RTLD_LOCAL);
+    if (!lib) lib = dlopen("libcublas.so", RTLD_NOW | RTLD_LOCAL);
+    if (!lib) {
+      snprintf(dl_error, sizeof dl_error, "cannot load cuBLAS: %s", dlerror());
+      return;
+    }
   }
-  *(void **)&blas.create = dlsym(lib, "cublasCreate_v2");
-  *(void **)&blas.set_stream = dlsym(lib, "cublasSetStream_v2");
-  *(void **)&blas.dgemm = dlsym(lib, "cublasDgemmStridedBatched");
-  *(void **)&blas.gemm_ex = dlsym(lib, "cublasGemmStridedBatchedEx");
-  *(void **)&blas.status_string = dlsym(lib, "cublasGetStatusString");
+#define BLAS_SYMBOL(name) (fsvc_gpu_emulated_cublas ? fsvc_gpu_emulated_cublas(name) : dlsym(lib, name))
+  *(void **)&blas.create = BLAS_SYMBOL("cublasCreate_v2");
+  *(void **)&blas.set_stream = BLAS_SYMBOL("cublasSetStream_v2");
+  *(void **)&blas.dgemm = BLAS_SYMBOL("cublasDgemmStridedBatched");
+  *(void **)&blas.gemm_ex = BLAS_SYMBOL("cublasGemmStridedBatchedEx");
+  *(void **)&blas.status_string = BLAS_SYMBOL("cublasGetStatusString");
+#undef BLAS_SYMBOL
   if (!blas.create || !blas.set_stream || !blas.dgemm || !blas.gemm_ex || !blas.status_string) {
     snprintf(dl_error, sizeof dl_error, "cuBLAS lacks a needed function");
     return;

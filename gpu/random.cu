@@ -74,7 +74,7 @@ extern "C" int fsvc_gpu_random_launch(void *p, fsvc_dtype dt, int64_t n, int nor
   if (n == 0) return 0;
   uint64_t offset = g_offset;
   g_offset += (uint64_t)(n + 1) / 2;
-  FSVC_DISPATCH_FLOAT(dt, random_kernel<<<blocks_for((n + 1) / 2), kThreads, 0, stream()>>>(
+  FSVC_DISPATCH_FLOAT(dt, FSVC_LAUNCH(random_kernel, blocks_for((n + 1) / 2), kThreads, 0, stream())(
                               (T *)p, n, g_seed, offset, normal, a, b));
   return fsvc_gpu_check_launch(normal ? "normal_" : "uniform_");
 }

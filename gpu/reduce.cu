@@ -158,10 +158,10 @@ extern "C" int fsvc_gpu_reduce_launch(fsvc_gpu_reduce_op op, fsvc_dtype dt, void
                                       double p) {
   if (outer * inner == 0) return 0;
   if (inner == 1 && r >= 64 && outer <= 2147483647LL) {
-    FSVC_DISPATCH_ALL(dt, reduce_rows_kernel<<<(unsigned)outer, kThreads, 0, stream()>>>(
+    FSVC_DISPATCH_ALL(dt, FSVC_LAUNCH(reduce_rows_kernel, (unsigned)outer, kThreads, 0, stream())(
                               (int)op, (T *)out, idx, (const T *)x, r, p));
   } else {
-    FSVC_DISPATCH_ALL(dt, reduce_cols_kernel<<<blocks_for(outer * inner), kThreads, 0, stream()>>>(
+    FSVC_DISPATCH_ALL(dt, FSVC_LAUNCH(reduce_cols_kernel, blocks_for(outer * inner), kThreads, 0, stream())(
                               (int)op, (T *)out, idx, (const T *)x, outer, r, inner, p));
   }
   return fsvc_gpu_check_launch("reduction");
@@ -251,7 +251,7 @@ __global__ void topk_kernel(T *vals, int64_t *idx, const T *x, int64_t outer, in
 extern "C" int fsvc_gpu_softmax_launch(fsvc_dtype dt, void *y, const void *x, int64_t outer, int64_t r,
                                        int64_t inner, int log) {
   if (outer * inner * r == 0) return 0;
-  FSVC_DISPATCH_FLOAT(dt, softmax_kernel<<<blocks_for(outer * inner), kThreads, 0, stream()>>>(
+  FSVC_DISPATCH_FLOAT(dt, FSVC_LAUNCH(softmax_kernel, blocks_for(outer * inner), kThreads, 0, stream())(
                               (T *)y, (const T *)x, outer, r, inner, log));
   return fsvc_gpu_check_launch("softmax");
 }
@@ -259,7 +259,7 @@ extern "C" int fsvc_gpu_softmax_launch(fsvc_dtype dt, void *y, const void *x, in
 extern "C" int fsvc_gpu_softmax_backward_launch(fsvc_dtype dt, void *gx, const void *g, const void *y,
                                                 int64_t outer, int64_t r, int64_t inner, int log) {
   if (outer * inner * r == 0) return 0;
-  FSVC_DISPATCH_FLOAT(dt, softmax_backward_kernel<<<blocks_for(outer * inner), kThreads, 0, stream()>>>(
+  FSVC_DISPATCH_FLOAT(dt, FSVC_LAUNCH(softmax_backward_kernel, blocks_for(outer * inner), kThreads, 0, stream())(
                               (T *)gx, (const T *)g, (const T *)y, outer, r, inner, log));
   return fsvc_gpu_check_launch("softmax backward");
 }
@@ -267,7 +267,7 @@ extern "C" int fsvc_gpu_softmax_backward_launch(fsvc_dtype dt, void *gx, const v
 extern "C" int fsvc_gpu_cumsum_launch(fsvc_dtype dt, void *y, const void *x, int64_t outer, int64_t r,
                                       int64_t inner, int reverse) {
   if (outer * inner * r == 0) return 0;
-  FSVC_DISPATCH_ALL(dt, cumsum_kernel<<<blocks_for(outer * inner), kThreads, 0, stream()>>>(
+  FSVC_DISPATCH_ALL(dt, FSVC_LAUNCH(cumsum_kernel, blocks_for(outer * inner), kThreads, 0, stream())(
                             (T *)y, (const T *)x, outer, r, inner, reverse));
   return fsvc_gpu_check_launch("cumsum");
 }
@@ -275,7 +275,7 @@ extern "C" int fsvc_gpu_cumsum_launch(fsvc_dtype dt, void *y, const void *x, int
 extern "C" int fsvc_gpu_topk_launch(fsvc_dtype dt, void *vals, int64_t *idx, const void *x,
                                     int64_t outer, int64_t r, int64_t inner, int64_t k, int largest) {
   if (outer * inner * k == 0) return 0;
-  FSVC_DISPATCH_ALL(dt, topk_kernel<<<blocks_for(outer * inner), 128, 0, stream()>>>(
+  FSVC_DISPATCH_ALL(dt, FSVC_LAUNCH(topk_kernel, blocks_for(outer * inner), 128, 0, stream())(
                             (T *)vals, idx, (const T *)x, outer, r, inner, (int)k, largest));
   return fsvc_gpu_check_launch("topk");
 }

@@ -107,7 +107,7 @@ extern "C" int fsvc_gpu_gather_scatter_launch(int mode, fsvc_dtype dt, void *out
   int64_t n = 1;
   for (int d = 0; d < ig.ndim; d++) n *= ig.shape[d];
   if (n == 0) return 0;
-  FSVC_DISPATCH_ACC(dt, gather_scatter_kernel<<<blocks_for(n), kThreads, 0, stream()>>>(
+  FSVC_DISPATCH_ACC(dt, FSVC_LAUNCH(gather_scatter_kernel, blocks_for(n), kThreads, 0, stream())(
                             mode, (T *)out, og, (const T *)src, sg, index, ig, dim, n));
   return fsvc_gpu_check_launch(mode ? "scatter_add" : "gather");
 }
@@ -117,7 +117,7 @@ extern "C" int fsvc_gpu_index_select_launch(int mode, fsvc_dtype dt, void *big, 
                                             int64_t inner) {
   int64_t n = outer * small_n * inner;
   if (n == 0) return 0;
-  FSVC_DISPATCH_ACC(dt, index_select_kernel<<<blocks_for(n), kThreads, 0, stream()>>>(
+  FSVC_DISPATCH_ACC(dt, FSVC_LAUNCH(index_select_kernel, blocks_for(n), kThreads, 0, stream())(
                             mode, (T *)big, big_n, (T *)small, small_n, index, outer, inner));
   return fsvc_gpu_check_launch("index_select");
 }
@@ -132,7 +132,7 @@ extern "C" int fsvc_gpu_pad_launch(fsvc_dtype dt, void *out, const fsvc_gpu_geom
   int np = og.ndim < 4 ? og.ndim : 4;
   int64_t l[4] = {0, 0, 0, 0};
   for (int k = 0; k < np; k++) l[k] = pad_left[k];
-  FSVC_DISPATCH_ACC(dt, pad_kernel<<<blocks_for(n), kThreads, 0, stream()>>>(
+  FSVC_DISPATCH_ACC(dt, FSVC_LAUNCH(pad_kernel, blocks_for(n), kThreads, 0, stream())(
                             (T *)out, og, (T *)in, ig, nullptr, l[0], l[1], l[2], l[3], np, mode,
                             value, backward, n));
   return fsvc_gpu_check_launch("pad");
