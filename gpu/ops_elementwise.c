@@ -289,13 +289,7 @@ static fsvc_tensor *gpu_masked_fill(const fsvc_tensor *a, const fsvc_tensor *mas
   fsvc_tensor *v = fsvc_full_on(0, NULL, value, a->dtype, dev);
   fsvc_tensor *out = v ? where_raw(mask, v, a, a->dtype, dev, "masked_fill") : NULL;
   fsvc_tensor_release(v);
-  if (out && !fsvc_same_shape(out, a)) {
-    char x[96], y[96];
-    fsvc_set_error("masked_fill: mask broadcasts the input %s to %s", fsvc_shape_str(a, x, sizeof x),
-                   fsvc_shape_str(out, y, sizeof y));
-    fsvc_tensor_release(out);
-    return NULL;
-  }
+  /* the mask may broadcast the input, as on the CPU; the gradient is summed back to its shape */
   if (out && fsvc_dtype_is_float(a->dtype)) {
     fsvc_node *n = fsvc_node_new("masked_fill", 2, (fsvc_tensor *[]){(fsvc_tensor *)a, (fsvc_tensor *)mask},
                                  where_backward);

@@ -40,6 +40,49 @@ static fsvc_tensor *run_plan(const fsvc_reduce_plan *p, fsvc_gpu_reduce_op op, d
  * saved[0] = input (var/std/norm/logsumexp), saved[1] = output (std/norm/logsumexp) */
 enum { K_SUM, K_MEAN, K_VAR, K_STD, K_NORM, K_LSE };
 
+/* The p-norm's gradient as core/ops/reduce.c defines it: g sign(x) |x|^(p-1) / norm^(p-1), zero
+ * where the norm is zero; sign(0) = 0; zero for p = 0; for p = +-inf shared equally among the
+ * elements attaining the extremum. Written with public ops (they run on x's device). */
+static fsvc_tensor *norm_grad(const fsvc_tensor *x, const fsvc_tensor *out, const fsvc_tensor *gx,
+                              double p, int nd, const int *dims, unsigned mask) {
+  fsvc_device dev = fsvc_tensor_device(x);
+  fsvc_dtype dt = gx->dtype;
+  if (p == 0) return fsvc_zeros_on(x->ndim, x->shape, dt, dev);
+  fsvc_tensor *zero = fsvc_zeros_on(0, NULL, dt, dev);
+  fsvc_tensor *pos = zero ? fsvc_gt(x, zero) : NULL, *neg = zero ? fsvc_lt(x, zero) : NULL;
+  fsvc_tensor *sign = pos && neg ? fsvc_sub(pos, neg) : NULL;
+  fsvc_tensor *nx = fsvc_gpu_expand_back(out, x->ndim, x->shape, mask);
+  fsvc_tensor *sg = sign ? fsvc_mul(sign, gx) : NULL, *res = NULL;
+  if (!sg || !nx) {
+    /* fall through to the clean-up with res == NULL */
+  } else if (isinf(p)) {
+    fsvc_tensor *ax = fsvc_abs(x);
+    fsvc_tensor *hit = ax ? fsvc_eq(ax, nx) : NULL;
+    fsvc_tensor *cnt = hit ? fsvc_sum(hit, nd, dims, 1) : NULL;
+    fsvc_tensor *cnte = cnt ? fsvc_gpu_expand_back(cnt, x->ndim, x->shape, mask) : NULL;
+    fsvc_tensor *share = hit && cnte ? fsvc_div(hit, cnte) : NULL;
+    res = share ? fsvc_mul(sg, share) : NULL;
+    fsvc_tensor *tmp[] = {ax, hit, cnt, cnte, share};
+    for (size_t i = 0; i < sizeof tmp / sizeof tmp[0]; i++) fsvc_tensor_release(tmp[i]);
+  } else if (p == 1) {
+    res = fsvc_tensor_retain(sg);
+  } else {
+    fsvc_tensor *pm1 = fsvc_full_on(0, NULL, p - 1, dt, dev);
+    fsvc_tensor *ax = fsvc_abs(x);
+    fsvc_tensor *num = ax && pm1 ? fsvc_pow(ax, pm1) : NULL;
+    fsvc_tensor *den = pm1 ? fsvc_pow(nx, pm1) : NULL;
+    fsvc_tensor *q = num && den ? fsvc_div(num, den) : NULL;
+    fsvc_tensor *full = q ? fsvc_mul(q, sg) : NULL;
+    fsvc_tensor *is0 = fsvc_eq(nx, zero);
+    res = full && is0 ? fsvc_where(is0, zero, full) : NULL;
+    fsvc_tensor *tmp[] = {pm1, ax, num, den, q, full, is0};
+    for (size_t i = 0; i < sizeof tmp / sizeof tmp[0]; i++) fsvc_tensor_release(tmp[i]);
+  }
+  fsvc_tensor *tmp[] = {zero, pos, neg, sign, nx, sg};
+  for (size_t i = 0; i < sizeof tmp / sizeof tmp[0]; i++) fsvc_tensor_release(tmp[i]);
+  return res;
+}
+
 static int reduce_backward(fsvc_node *n, const fsvc_tensor *g, fsvc_tensor **gin) {
   if (!n->edges[0].needs_grad) return 0;
   const fsvc_edge *e = &n->edges[0];
@@ -86,21 +129,7 @@ static int reduce_backward(fsvc_node *n, const fsvc_tensor *g, fsvc_tensor **gin
       fsvc_tensor_release(k);
       fsvc_tensor_release(t1);
     } else if (kind == K_NORM) {
-      /* p-norm: g * sign(x) |x|^(p-1) / norm^(p-1); p = 2 gives g x / norm */
-      double p = n->farg[0];
-      fsvc_tensor *nx = fsvc_gpu_expand_back(n->saved[1], e->ndim, e->shape, mask);
-      fsvc_tensor *pm1 = fsvc_full_on(0, NULL, p - 1, dt, dev);
-      fsvc_tensor *ax = fsvc_abs(x);
-      fsvc_tensor *num = ax && pm1 ? fsvc_pow(ax, pm1) : NULL;
-      fsvc_tensor *zero = fsvc_zeros_on(0, NULL, dt, dev);
-      fsvc_tensor *neg = zero ? fsvc_lt(x, zero) : NULL;
-      fsvc_tensor *nnum = num ? fsvc_neg(num) : NULL;
-      fsvc_tensor *signed_num = neg && nnum ? fsvc_where(neg, nnum, num) : NULL;
-      fsvc_tensor *den = nx && pm1 ? fsvc_pow(nx, pm1) : NULL;
-      fsvc_tensor *q = signed_num && den ? fsvc_div(signed_num, den) : NULL;
-      res = q ? fsvc_mul(q, gx) : NULL;
-      fsvc_tensor *tmp[] = {nx, pm1, ax, num, zero, neg, nnum, signed_num, den, q};
-      for (size_t i = 0; i < sizeof tmp / sizeof tmp[0]; i++) fsvc_tensor_release(tmp[i]);
+      res = norm_grad(x, n->saved[1], gx, n->farg[0], nd, dims, mask);
     } else { /* logsumexp: g * exp(x - lse) */
       fsvc_tensor *l = fsvc_gpu_expand_back(n->saved[1], e->ndim, e->shape, mask);
       fsvc_tensor *d = l ? fsvc_sub(x, l) : NULL;
@@ -115,6 +144,21 @@ static int reduce_backward(fsvc_node *n, const fsvc_tensor *g, fsvc_tensor **gin
   if (!res) return -1;
   gin[0] = res;
   return 0;
+}
+
+static void attach_reduce_node(const char *name, int kind, const fsvc_tensor *a, fsvc_tensor *out,
+                               const fsvc_reduce_plan *p, double arg, int unbiased) {
+  if (!fsvc_dtype_is_float(a->dtype)) return;
+  fsvc_node *n = fsvc_node_new(name, 1, (fsvc_tensor *[]){(fsvc_tensor *)a}, reduce_backward);
+  if (!n) return;
+  if (kind >= K_VAR) fsvc_node_save(n, a);
+  if (kind == K_STD || kind == K_NORM || kind == K_LSE) fsvc_node_save(n, out);
+  n->iarg[0] = p->mask;
+  n->iarg[1] = kind;
+  n->iarg[2] = p->R;
+  n->iarg[3] = unbiased;
+  n->farg[0] = arg;
+  fsvc_node_attach(n, out);
 }
 
 static fsvc_tensor *reduce_common(const char *name, int kind, const fsvc_tensor *a, int n_dims,
@@ -137,19 +181,7 @@ static fsvc_tensor *reduce_common(const char *name, int kind, const fsvc_tensor 
     fsvc_tensor_release(out);
     out = s;
   }
-  if (out && fsvc_dtype_is_float(a->dtype)) {
-    fsvc_node *n = fsvc_node_new(name, 1, (fsvc_tensor *[]){(fsvc_tensor *)a}, reduce_backward);
-    if (n) {
-      if (kind >= K_VAR) fsvc_node_save(n, a);
-      if (kind == K_STD || kind == K_NORM || kind == K_LSE) fsvc_node_save(n, out);
-      n->iarg[0] = p.mask;
-      n->iarg[1] = kind;
-      n->iarg[2] = p.R;
-      n->iarg[3] = unbiased;
-      n->farg[0] = arg;
-      fsvc_node_attach(n, out);
-    }
-  }
+  if (out) attach_reduce_node(name, kind, a, out, &p, arg, unbiased);
   fsvc_reduce_plan_free(&p);
   return out;
 }
@@ -167,12 +199,32 @@ static fsvc_tensor *gpu_std(const fsvc_tensor *a, int nd, const int *dims, int u
   return reduce_common("std", K_STD, a, nd, dims, keepdim, 0, unbiased);
 }
 static fsvc_tensor *gpu_norm(const fsvc_tensor *a, double p, int nd, const int *dims, int keepdim) {
-  if (!(p > 0)) { fsvc_set_error("norm: order p must be positive, got %g", p); return NULL; }
-  if (isinf(p) && fsvc_grad_enabled() && a && (a->requires_grad || a->grad_fn)) {
-    fsvc_set_error("norm: the gradient of the infinity norm is not implemented on CUDA yet");
+  if (isnan(p) || (p < 0 && !isinf(p))) {
+    fsvc_set_error("norm: p must be >= 0 or +-inf, got %g", p);
     return NULL;
   }
-  return reduce_common("norm", K_NORM, a, nd, dims, keepdim, p, 0);
+  if (p != 0 && p != -INFINITY) return reduce_common("norm", K_NORM, a, nd, dims, keepdim, p, 0);
+  /* p = 0 counts the nonzero elements, p = -inf takes the smallest magnitude: the kernels' sum
+   * and min over a derived tensor, with the norm node (and its gradient) on the input */
+  if (check_float("norm", a, 0) != 0) return NULL;
+  int prev = fsvc_set_grad_enabled(0);
+  fsvc_tensor *zero = fsvc_zeros_on(0, NULL, a->dtype, a->storage->device);
+  fsvc_tensor *src = p == 0 ? (zero ? fsvc_ne(a, zero) : NULL) : fsvc_abs(a);
+  fsvc_set_grad_enabled(prev);
+  fsvc_tensor_release(zero);
+  if (!src) return NULL;
+  fsvc_reduce_plan pl;
+  if (fsvc_reduce_plan_init(&pl, src, nd, dims, keepdim, "norm") != 0) {
+    fsvc_tensor_release(src);
+    return NULL;
+  }
+  fsvc_tensor *out = NULL;
+  if (p != 0 && pl.R == 0) fsvc_set_error("norm: p = -inf of an empty reduction is undefined");
+  else out = run_plan(&pl, p == 0 ? FSVC_GPU_RED_SUM : FSVC_GPU_RED_MIN, 0, a->dtype, NULL);
+  if (out) attach_reduce_node("norm", K_NORM, a, out, &pl, p, 0);
+  fsvc_reduce_plan_free(&pl);
+  fsvc_tensor_release(src);
+  return out;
 }
 static fsvc_tensor *gpu_logsumexp(const fsvc_tensor *a, int dim, int keepdim) {
   return reduce_common("logsumexp", K_LSE, a, 1, &dim, keepdim, 0, 0);

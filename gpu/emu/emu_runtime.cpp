@@ -52,6 +52,7 @@ struct Allocation {
   size_t pages_len;
   char *user;     // what cudaMalloc returned
   size_t size;
+  int open;       // its pages are accessible during the current device section
 };
 
 std::recursive_mutex device_mutex;  // one emulated device: kernels and copies run one at a time
@@ -75,17 +76,19 @@ void init_once() {
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
   sa.sa_sigaction = on_segv;
-  sa.sa_flags = SA_SIGINFO | SA_RESETHAND;
+  sa.sa_flags = SA_SIGINFO;
   sigaction(SIGSEGV, &sa, nullptr);
 }
 
-const Allocation *find_mapping(const void *p) {
+// the allocation whose mapping (guard pages included) holds p, or null
+Allocation *find_mapping(const void *p) {
   uintptr_t a = (uintptr_t)p;
-  for (auto &kv : allocations) {
-    const Allocation &al = kv.second;
-    if (a >= (uintptr_t)al.map && a < (uintptr_t)al.map + al.map_len) return &al;
-  }
-  return nullptr;
+  auto it = allocations.upper_bound(a);  // the first allocation starting after p ...
+  if (it != allocations.end() && a >= (uintptr_t)it->second.map) return &it->second;  // its guard page
+  if (it == allocations.begin()) return nullptr;
+  --it;  // ... or the one before it
+  Allocation &al = it->second;
+  return a < (uintptr_t)al.map + al.map_len ? &al : nullptr;
 }
 
 // the live allocation holding [p, p + n), or null
@@ -99,16 +102,30 @@ const Allocation *find_range(const void *p, size_t n) {
   return nullptr;
 }
 
-void set_access(int prot) {
+// Pages open lazily: entering the device opens nothing; the first access to a protected allocation
+// from device code faults, and the handler opens that allocation and lets the access retry. Leaving
+// closes what was opened. So a launch costs two mprotect calls per allocation it touches, instead of
+// two per live allocation.
+void close_opened() {
   if (!protect) return;
-  for (auto &kv : allocations) mprotect(kv.second.pages, kv.second.pages_len, prot);
+  for (auto &kv : allocations)
+    if (__atomic_exchange_n(&kv.second.open, 0, __ATOMIC_ACQ_REL)) mprotect(kv.second.pages, kv.second.pages_len, PROT_NONE);
 }
 
 void on_segv(int sig, siginfo_t *info, void *ctx) {
   (void)sig;
   (void)ctx;
   char msg[512];
-  const Allocation *al = find_mapping(info->si_addr);
+  Allocation *al = find_mapping(info->si_addr);
+  char *a = (char *)info->si_addr;
+  bool in_pages = al && a >= al->pages && a < al->pages + al->pages_len;
+  if (al && device_depth > 0 && in_pages && protect) {
+    // device code touching a closed allocation: open it and retry the access (threads of the
+    // emulated cuBLAS may race here; opening twice is harmless)
+    mprotect(al->pages, al->pages_len, PROT_READ | PROT_WRITE);
+    __atomic_store_n(&al->open, 1, __ATOMIC_RELEASE);
+    return;
+  }
   if (al && device_depth == 0)
     snprintf(msg, sizeof msg,
              "fsvc CUDA emulation: host code accessed device memory at %p (allocation of %zu bytes "
@@ -127,7 +144,7 @@ void on_segv(int sig, siginfo_t *info, void *ctx) {
   void *frames[48];
   int n = backtrace(frames, 48);
   backtrace_symbols_fd(frames, n, 2);
-  // SA_RESETHAND restored the default action: returning re-executes the access and dumps core
+  signal(SIGSEGV, SIG_DFL);  // returning re-executes the access, which now dumps core
 }
 
 // ---- streams, capture ---------------------------------------------------------------------------
@@ -334,14 +351,11 @@ void *fsvc_gpu_emulated_cublas(const char *name) {
 
 void fsvc_emu_enter_device(const char *what) {
   device_mutex.lock();
-  if (device_depth++ == 0) {
-    device_what = what;
-    set_access(PROT_READ | PROT_WRITE);
-  }
+  if (device_depth++ == 0) device_what = what;
 }
 
 void fsvc_emu_leave_device(void) {
-  if (--device_depth == 0) set_access(PROT_NONE);
+  if (--device_depth == 0) close_opened();
   device_mutex.unlock();
 }
 
@@ -443,8 +457,8 @@ cudaError_t cudaMalloc(void **p, size_t size) {
   al.pages = al.map + kPage;
   al.user = al.pages + al.pages_len - user_len;
   al.size = size;
-  int prot = (!protect || device_depth > 0) ? PROT_READ | PROT_WRITE : PROT_NONE;
-  if (prot != PROT_NONE) mprotect(al.pages, al.pages_len, prot);
+  al.open = 0;
+  if (!protect) mprotect(al.pages, al.pages_len, PROT_READ | PROT_WRITE);
   allocations[(uintptr_t)al.user] = al;
   allocated_bytes += user_len;
   *p = al.user;
