@@ -1,0 +1,248 @@
+// Tests of the CPU emulation of CUDA itself (gpu/emu; built only with FSVC_CUDA=EMULATE): that it
+// catches the mistakes it exists to catch (host access to device memory, out-of-bounds kernels,
+// host pointers given to kernels, wrong copy directions, bad launch shapes, calls that stream
+// capture forbids) and that it computes what a GPU computes (block barriers, graphs, the GEMMs).
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+
+#include <math.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <string>
+#include <vector>
+
+#include "ctest.h"
+
+namespace {
+
+#define LAUNCH(kernel, grid, block, stream) FSVC_LAUNCH(kernel, grid, block, 0, stream)
+
+__global__ void fill_kernel(float *p, int n, float v) {
+  int i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i < n) p[i] = v;
+}
+
+__global__ void write_one_past(float *p, int n) {
+  if (threadIdx.x == 0) p[n] = 1.0f;  // one past the end: 64 floats end a page, so the guard page
+}
+
+// one block sums n values with a shared-memory tree (needs the barriers to be real)
+__global__ void block_sum_kernel(const float *x, int n, float *out) {
+  __shared__ float shm[256];
+  float s = 0;
+  for (int i = threadIdx.x; i < n; i += blockDim.x) s += x[i];
+  shm[threadIdx.x] = s;
+  __syncthreads();
+  for (int k = blockDim.x / 2; k > 0; k >>= 1) {
+    if ((int)threadIdx.x < k) shm[threadIdx.x] += shm[threadIdx.x + k];
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) out[blockIdx.x] = shm[0];
+}
+
+// runs f in a child process; returns its stderr and whether it died of SIGSEGV
+std::string run_child(void (*f)(), bool *segv) {
+  int fds[2];
+  if (pipe(fds) != 0) return "";
+  pid_t pid = fork();
+  if (pid == 0) {
+    dup2(fds[1], 2);
+    close(fds[0]);
+    f();
+    _exit(0);
+  }
+  close(fds[1]);
+  std::string out;
+  char buf[512];
+  ssize_t r;
+  while ((r = read(fds[0], buf, sizeof buf)) > 0) out.append(buf, (size_t)r);
+  close(fds[0]);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  *segv = WIFSIGNALED(status) && WTERMSIG(status) == SIGSEGV;
+  return out;
+}
+
+void host_reads_device() {
+  float *d = nullptr;
+  cudaMalloc((void **)&d, 64 * sizeof(float));
+  volatile float v = d[3];  // the bug the emulator exists to catch
+  (void)v;
+}
+
+void kernel_out_of_bounds() {
+  float *d = nullptr;
+  cudaMalloc((void **)&d, 64 * sizeof(float));
+  LAUNCH(write_one_past, 1, 32, nullptr)(d, 64);
+}
+
+void test_memory_protection() {
+  bool segv = false;
+  std::string err = run_child(host_reads_device, &segv);
+  CHECK(segv);
+  CHECK(err.find("a device pointer was dereferenced on the host") != std::string::npos);
+  err = run_child(kernel_out_of_bounds, &segv);
+  CHECK(segv);
+  CHECK(err.find("write_one_past accessed") != std::string::npos);
+  CHECK(err.find("out of bounds") != std::string::npos);
+}
+
+void test_copies_and_launches() {
+  const int n = 1000;
+  float *d = nullptr;
+  CHECK(cudaMalloc((void **)&d, n * sizeof(float)) == cudaSuccess);
+  CHECK(fsvc_emu_is_device_pointer(d) && fsvc_emu_is_device_range(d, n * sizeof(float)));
+  CHECK(!fsvc_emu_is_device_range(d, n * sizeof(float) + 4));
+  LAUNCH(fill_kernel, (n + 255) / 256, 256, nullptr)(d, n, 2.5f);
+  CHECK(cudaGetLastError() == cudaSuccess);
+  std::vector<float> h(n, 0.0f);
+  CHECK(cudaMemcpy(h.data(), d, n * sizeof(float), cudaMemcpyDeviceToHost) == cudaSuccess);
+  int ok = 1;
+  for (int i = 0; i < n; i++) ok &= h[i] == 2.5f;
+  CHECK(ok);
+  // wrong directions, ranges past the allocation, host pointers for kernels, bad shapes
+  CHECK(cudaMemcpy(h.data(), d, n * sizeof(float), cudaMemcpyHostToDevice) == cudaErrorInvalidValue);
+  CHECK(cudaMemcpy(h.data(), d, (n + 1) * sizeof(float), cudaMemcpyDeviceToHost) == cudaErrorInvalidValue);
+  (void)cudaGetLastError();
+  LAUNCH(fill_kernel, 1, 256, nullptr)(h.data(), n, 1.0f);
+  CHECK(cudaGetLastError() == cudaErrorIllegalAddress);
+  CHECK(h[0] == 2.5f);  // the kernel did not run
+  LAUNCH(fill_kernel, 1, 2048, nullptr)(d, n, 1.0f);
+  CHECK(cudaGetLastError() == cudaErrorInvalidConfiguration);
+  CHECK(cudaFree(h.data()) == cudaErrorInvalidValue);
+  CHECK(cudaFree(d) == cudaSuccess);
+  CHECK(!fsvc_emu_is_device_pointer(d));
+}
+
+void test_barriers() {
+  const int n = 1000;
+  std::vector<float> h(n);
+  double want = 0;
+  for (int i = 0; i < n; i++) {
+    h[i] = (float)((i * 37) % 101) - 50.0f;
+    want += h[i];
+  }
+  float *x = nullptr, *out = nullptr;
+  cudaMalloc((void **)&x, n * sizeof(float));
+  cudaMalloc((void **)&out, 2 * sizeof(float));
+  cudaMemcpy(x, h.data(), n * sizeof(float), cudaMemcpyHostToDevice);
+  for (int rep = 0; rep < 2; rep++) {  // the second launch knows the kernel uses barriers
+    LAUNCH(block_sum_kernel, 2, 256, nullptr)(x, n, out);
+    float r[2] = {0, 0};
+    cudaMemcpy(r, out, sizeof r, cudaMemcpyDeviceToHost);
+    CHECK_NEAR(r[0], want, 1e-3);
+    CHECK_NEAR(r[1], want, 1e-3);
+  }
+  cudaFree(x);
+  cudaFree(out);
+}
+
+void test_capture_and_graphs() {
+  const int n = 256;
+  float *d = nullptr;
+  cudaMalloc((void **)&d, n * sizeof(float));
+  cudaStream_t s;
+  cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking);
+  CHECK(cudaStreamBeginCapture(nullptr, cudaStreamCaptureModeGlobal) != cudaSuccess);  // legacy stream
+  (void)cudaGetLastError();
+  CHECK(cudaStreamBeginCapture(s, cudaStreamCaptureModeGlobal) == cudaSuccess);
+  LAUNCH(fill_kernel, 1, n, s)(d, n, 7.0f);
+  enum cudaStreamCaptureStatus st;
+  cudaStreamIsCapturing(s, &st);
+  CHECK(st == cudaStreamCaptureStatusActive);
+  cudaGraph_t g = nullptr;
+  CHECK(cudaStreamEndCapture(s, &g) == cudaSuccess && g);
+  float h = 0;
+  cudaMemcpy(&h, d, sizeof h, cudaMemcpyDeviceToHost);
+  CHECK(h != 7.0f);  // captured, not run
+  cudaGraphExec_t ge = nullptr;
+  CHECK(cudaGraphInstantiate(&ge, g, 0) == cudaSuccess);
+  CHECK(cudaGraphLaunch(ge, s) == cudaSuccess);
+  cudaMemcpy(&h, d, sizeof h, cudaMemcpyDeviceToHost);
+  CHECK(h == 7.0f);
+  // what capture forbids fails and invalidates the capture
+  CHECK(cudaStreamBeginCapture(s, cudaStreamCaptureModeGlobal) == cudaSuccess);
+  void *p = nullptr;
+  CHECK(cudaMalloc(&p, 16) == cudaErrorStreamCaptureUnsupported);
+  CHECK(cudaMemcpyAsync(&h, d, sizeof h, cudaMemcpyDeviceToHost, s) == cudaErrorStreamCaptureUnsupported);
+  cudaGraph_t g2 = nullptr;
+  CHECK(cudaStreamEndCapture(s, &g2) == cudaErrorStreamCaptureInvalidated && !g2);
+  (void)cudaGetLastError();
+  cudaGraphExecDestroy(ge);
+  cudaGraphDestroy(g);
+  cudaStreamDestroy(s);
+  cudaFree(d);
+}
+
+float tf32(float x) {  // round to 10 mantissa bits, nearest
+  int e;
+  float m = frexpf(x, &e);
+  return ldexpf(roundf(m * 2048.0f) / 2048.0f, e);
+}
+
+void test_gemm() {
+  const int m = 5, n = 4, k = 300;
+  std::vector<float> a(m * k), b(k * n), c(m * n, 0.0f);
+  for (int i = 0; i < m * k; i++) a[i] = 1.0f + (float)((i * 7919) % 1000) / 3000.0f;
+  for (int i = 0; i < k * n; i++) b[i] = 1.0f - (float)((i * 104729) % 1000) / 3000.0f;
+  float *da, *db, *dc;
+  cudaMalloc((void **)&da, a.size() * 4);
+  cudaMalloc((void **)&db, b.size() * 4);
+  cudaMalloc((void **)&dc, c.size() * 4);
+  cudaMemcpy(da, a.data(), a.size() * 4, cudaMemcpyHostToDevice);
+  cudaMemcpy(db, b.data(), b.size() * 4, cudaMemcpyHostToDevice);
+  cublasHandle_t h;
+  CHECK(cublasCreate_v2(&h) == CUBLAS_STATUS_SUCCESS);
+  float one = 1, zero = 0;
+  for (int mode = 0; mode < 2; mode++) {
+    cublasComputeType_t ct = mode ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+    // column-major: C (m x n) = A (m x k) B (k x n)
+    CHECK(cublasGemmStridedBatchedEx(h, CUBLAS_OP_N, CUBLAS_OP_N, m, n, k, &one, da, CUDA_R_32F, m, 0, db,
+                                     CUDA_R_32F, k, 0, &zero, dc, CUDA_R_32F, m, 0, 1, ct,
+                                     CUBLAS_GEMM_DEFAULT) == CUBLAS_STATUS_SUCCESS);
+    cudaMemcpy(c.data(), dc, c.size() * 4, cudaMemcpyDeviceToHost);
+    double worst = 0, worst_tf32 = 0;
+    for (int i = 0; i < m; i++)
+      for (int j = 0; j < n; j++) {
+        double exact = 0, rounded = 0;
+        for (int q = 0; q < k; q++) {
+          exact += (double)a[q * m + i] * b[j * k + q];
+          rounded += (double)tf32(a[q * m + i]) * tf32(b[j * k + q]);
+        }
+        worst = fmax(worst, fabs(c[j * m + i] - exact) / exact);
+        worst_tf32 = fmax(worst_tf32, fabs(c[j * m + i] - rounded) / rounded);
+      }
+    if (mode == 0) CHECK(worst < 1e-6);
+    else {
+      CHECK(worst_tf32 < 1e-6);  // the product of the rounded inputs
+      CHECK(worst > 1e-5);       // and not the exact one
+    }
+  }
+  // cuBLAS's own argument checks: lda below the rows of A
+  CHECK(cublasGemmStridedBatchedEx(h, CUBLAS_OP_N, CUBLAS_OP_N, m, n, k, &one, da, CUDA_R_32F, m - 1, 0,
+                                   db, CUDA_R_32F, k, 0, &zero, dc, CUDA_R_32F, m, 0, 1,
+                                   CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT) == CUBLAS_STATUS_INVALID_VALUE);
+  // a host matrix
+  CHECK(cublasGemmStridedBatchedEx(h, CUBLAS_OP_N, CUBLAS_OP_N, m, n, k, &one, a.data(), CUDA_R_32F, m, 0,
+                                   db, CUDA_R_32F, k, 0, &zero, dc, CUDA_R_32F, m, 0, 1,
+                                   CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT) != CUBLAS_STATUS_SUCCESS);
+  cublasDestroy_v2(h);
+  cudaFree(da);
+  cudaFree(db);
+  cudaFree(dc);
+}
+
+}  // namespace
+
+int main() {
+  test_memory_protection();
+  test_copies_and_launches();
+  test_barriers();
+  test_capture_and_graphs();
+  test_gemm();
+  return CTEST_END();
+}
