@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "fsvc/autograd.h"
+#include "fsvc/autocast.h"
 #include "fsvc/error.h"
 #include "fsvc/ops.h"
 #include "device_internal.h"
@@ -227,7 +228,7 @@ static int grad_matches_edge(const fsvc_tensor *g, const fsvc_edge *e, const cha
   return ok;
 }
 
-int fsvc_backward(fsvc_tensor *root, const fsvc_tensor *grad, int retain_graph) {
+static int backward_walk(fsvc_tensor *root, const fsvc_tensor *grad, int retain_graph) {
   char a[128], b[128];
   if (!root->grad_fn && !root->requires_grad) {
     fsvc_set_error("backward: tensor does not require grad and has no grad_fn");
@@ -387,5 +388,14 @@ done:
   fsvc_tensor_release(g0);
   free(order);
   free(stack);
+  return rc;
+}
+
+/* Backward ops follow the dtypes the forward recorded: autocast, if on, must not cast them. */
+int fsvc_backward(fsvc_tensor *root, const fsvc_tensor *grad, int retain_graph) {
+  fsvc_autocast_state prev = fsvc_autocast_get();
+  fsvc_autocast_restore((fsvc_autocast_state){0, prev.dtype});
+  int rc = backward_walk(root, grad, retain_graph);
+  fsvc_autocast_restore(prev);
   return rc;
 }

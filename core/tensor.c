@@ -342,6 +342,12 @@ DEFINE_COPY_ROW(copy_f64_f64, double, double, CONV_ID)
 DEFINE_COPY_ROW(copy_i64_i64, int64_t, int64_t, CONV_ID)
 DEFINE_COPY_ROW(copy_f32_f64, float, double, (float))
 DEFINE_COPY_ROW(copy_f64_f32, double, float, (double))
+/* 16-bit storage <-> float32: the casts around every float16/bfloat16 CPU op (autocast) */
+DEFINE_COPY_ROW(copy_u16_u16, uint16_t, uint16_t, CONV_ID)
+DEFINE_COPY_ROW(copy_f16_f32, uint16_t, float, fsvc_float_to_half)
+DEFINE_COPY_ROW(copy_f32_f16, float, uint16_t, fsvc_half_to_float)
+DEFINE_COPY_ROW(copy_bf16_f32, uint16_t, float, fsvc_float_to_bfloat)
+DEFINE_COPY_ROW(copy_f32_bf16, float, uint16_t, fsvc_bfloat_to_float)
 
 static void copy_generic(char *dst, int64_t ds, const char *src, int64_t ss, int64_t n,
                          fsvc_dtype dt_dst, fsvc_dtype dt_src) {
@@ -365,8 +371,13 @@ int fsvc_copy_(fsvc_tensor *dst, const fsvc_tensor *src) {
     if (dst->dtype == FSVC_FLOAT32) row = copy_f32_f32;
     else if (dst->dtype == FSVC_FLOAT64) row = copy_f64_f64;
     else if (dst->dtype == FSVC_INT64) row = copy_i64_i64;
+    else row = copy_u16_u16; /* float16, bfloat16 */
   } else if (dst->dtype == FSVC_FLOAT32 && src->dtype == FSVC_FLOAT64) row = copy_f32_f64;
   else if (dst->dtype == FSVC_FLOAT64 && src->dtype == FSVC_FLOAT32) row = copy_f64_f32;
+  else if (dst->dtype == FSVC_FLOAT16 && src->dtype == FSVC_FLOAT32) row = copy_f16_f32;
+  else if (dst->dtype == FSVC_FLOAT32 && src->dtype == FSVC_FLOAT16) row = copy_f32_f16;
+  else if (dst->dtype == FSVC_BFLOAT16 && src->dtype == FSVC_FLOAT32) row = copy_bf16_f32;
+  else if (dst->dtype == FSVC_FLOAT32 && src->dtype == FSVC_BFLOAT16) row = copy_f32_bf16;
 
   size_t ed = fsvc_dtype_size(dst->dtype), es = fsvc_dtype_size(src->dtype);
   if (row && fsvc_is_contiguous(dst) && fsvc_is_contiguous(src)) {

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fsvc/autocast.h"
 #include "fsvc/device.h"
 #include "fsvc/ops_nn.h"
 #include "nn_internal.h"
@@ -357,7 +358,11 @@ done:
 
 fsvc_tensor *fsvc_conv1d(const fsvc_tensor *x, const fsvc_tensor *w, const fsvc_tensor *bias,
                          const fsvc_conv1d_params *p) {
+  FSVC_AUTOCAST("conv1d",
+                fsvc_conv1d(FSVC_RECAST_ARG(0), FSVC_RECAST_ARG(1), FSVC_RECAST_ARG(2), p), x, w, bias);
   FSVC_DISPATCH_CUDA(conv1d, x, w, bias, p);
+  FSVC_CPU_LOWP("conv1d", FSVC_RECAST_SAME_DTYPE,
+                fsvc_conv1d(FSVC_RECAST_ARG(0), FSVC_RECAST_ARG(1), FSVC_RECAST_ARG(2), p), x, w, bias);
   char sx[128], sw[128], sb[128];
   if (nn_check_float(x, "conv1d", "input") || nn_check_float(w, "conv1d", "weight")) return NULL;
   if (bias && nn_check_float(bias, "conv1d", "bias")) return NULL;

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fsvc/autocast.h"
 #include "fsvc/device.h"
 #include "fsvc/ops_nn.h"
 #include "nn_internal.h"
@@ -72,7 +73,11 @@ done:
 fsvc_tensor *fsvc_conv_transpose1d(const fsvc_tensor *x, const fsvc_tensor *w,
                                    const fsvc_tensor *bias, const fsvc_conv1d_params *p,
                                    int64_t output_padding) {
+  FSVC_AUTOCAST("conv_transpose1d",
+                fsvc_conv_transpose1d(FSVC_RECAST_ARG(0), FSVC_RECAST_ARG(1), FSVC_RECAST_ARG(2), p, output_padding), x, w, bias);
   FSVC_DISPATCH_CUDA(conv_transpose1d, x, w, bias, p, output_padding);
+  FSVC_CPU_LOWP("conv_transpose1d", FSVC_RECAST_SAME_DTYPE,
+                fsvc_conv_transpose1d(FSVC_RECAST_ARG(0), FSVC_RECAST_ARG(1), FSVC_RECAST_ARG(2), p, output_padding), x, w, bias);
   const char *op = "conv_transpose1d";
   char sx[128], sw[128], sb[128];
   if (nn_check_float(x, op, "input") || nn_check_float(w, op, "weight")) return NULL;

@@ -3,6 +3,7 @@
  * int64. Backward is the reversed cumulative sum of the gradient. */
 #include <stdlib.h>
 
+#include "fsvc/autocast.h"
 #include "fsvc/device.h"
 #include "fsvc/ops_reduce.h"
 #include "reduce_internal.h"
@@ -61,6 +62,8 @@ static int cumsum_backward(fsvc_node *n, const fsvc_tensor *g, fsvc_tensor **gi)
 
 fsvc_tensor *fsvc_cumsum(const fsvc_tensor *a, int dim) {
   FSVC_DISPATCH_CUDA(cumsum, a, dim);
+  FSVC_CPU_LOWP("cumsum", FSVC_RECAST_SAME_DTYPE,
+                fsvc_cumsum(FSVC_RECAST_ARG(0), dim), a);
   if (fsvc_reduce_check_input(a, "cumsum", 1) != 0) return NULL;
   int d = fsvc_reduce_norm_dim(dim, a->ndim, "cumsum");
   if (d < 0) return NULL;

@@ -9,6 +9,7 @@
 #include <math.h>
 #include <tgmath.h> /* exp/log/pow pick the float or double version from the argument type */
 
+#include "fsvc/autocast.h"
 #include "fsvc/device.h"
 #include "fsvc/autograd.h"
 #include "fsvc/error.h"
@@ -214,6 +215,10 @@ static const binary_op op_add = OP_INT(add, 0), op_sub = OP_INT(sub, 0), op_mul 
 
 static fsvc_tensor *binary_forward(const binary_op *op, const fsvc_tensor *a,
                                    const fsvc_tensor *b) {
+  /* float16/bfloat16 operands through float32; the result has the promoted dtype (float16 +
+   * float32 is float32, float16 + float16 or + a number stays float16) */
+  FSVC_CPU_LOWP(op->name, a && b ? fsvc_ew_result_dtype(a, b) : FSVC_RECAST_SAME_DTYPE,
+                binary_forward(op, FSVC_RECAST_ARG(0), FSVC_RECAST_ARG(1)), a, b);
   if (fsvc_ew_check(op->name, a, "#1") != 0 || fsvc_ew_check(op->name, b, "#2") != 0) return NULL;
   fsvc_dtype dt = fsvc_ew_result_dtype(a, b);
   if (dt == FSVC_INT64 && !op->i64) dt = FSVC_FLOAT32;
@@ -332,8 +337,22 @@ static void axpy_i64(char **p, const int64_t *s, int64_t n, void *ctx) {
 
 int fsvc_add_(fsvc_tensor *dst, const fsvc_tensor *src, double alpha) {
   FSVC_DISPATCH_CUDA_INT(add_, dst, src, alpha);
-  if (fsvc_ew_check_inplace("add_", dst) != 0 || fsvc_ew_check("add_", src, "other") != 0)
+  if (fsvc_ew_check_inplace("add_", dst) != 0 || fsvc_ew_check_live("add_", src, "other") != 0)
     return -1;
+  if (fsvc_dtype_is_16bit(src->dtype)) { /* through float32, as every 16-bit CPU op */
+    fsvc_tensor *wide = fsvc_to_dtype_raw(src, FSVC_FLOAT32);
+    int rc = wide ? fsvc_add_(dst, wide, alpha) : -1;
+    fsvc_tensor_release(wide);
+    return rc;
+  }
+  if (fsvc_dtype_is_16bit(dst->dtype)) { /* dst = round16(float32(dst) + alpha * src) */
+    fsvc_tensor *wide = fsvc_to_dtype_raw(dst, FSVC_FLOAT32);
+    int rc = wide ? fsvc_add_(wide, src, alpha) : -1;
+    if (rc == 0) rc = fsvc_copy_(dst, wide);
+    fsvc_tensor_release(wide);
+    return rc;
+  }
+  if (fsvc_ew_check("add_", src, "other") != 0) return -1;
   if (src->ndim > dst->ndim) goto bad_shape;
   for (int d = 0; d < src->ndim; d++) {
     int64_t s = src->shape[d], t = dst->shape[dst->ndim - src->ndim + d];

@@ -4,7 +4,7 @@
 #include "fsvc/error.h"
 #include "ops/broadcast.h"
 
-int fsvc_ew_check(const char *op, const fsvc_tensor *t, const char *name) {
+int fsvc_ew_check_live(const char *op, const fsvc_tensor *t, const char *name) {
   if (!t) {
     fsvc_set_error("%s: argument %s is missing (NULL)", op, name);
     return -1;
@@ -18,9 +18,14 @@ int fsvc_ew_check(const char *op, const fsvc_tensor *t, const char *name) {
                    name);
     return -1;
   }
+  return 0;
+}
+
+int fsvc_ew_check(const char *op, const fsvc_tensor *t, const char *name) {
+  if (fsvc_ew_check_live(op, t, name) != 0) return -1;
   if (t->dtype != FSVC_FLOAT32 && t->dtype != FSVC_FLOAT64 && t->dtype != FSVC_INT64) {
-    fsvc_set_error("%s: argument %s has dtype %s, which is computed only on the GPU; cast it to "
-                   "float32 first",
+    fsvc_set_error("%s: argument %s has dtype %s, which this CPU kernel does not take; cast it "
+                   "to float32 first",
                    op, name, fsvc_dtype_name(t->dtype));
     return -1;
   }
@@ -53,7 +58,7 @@ fsvc_tensor *fsvc_ew_reduce_grad(fsvc_tensor *g, const fsvc_edge *e) {
 
 /* Checks shared by the in-place ops: writable, no autograd involvement. */
 int fsvc_ew_check_inplace(const char *op, const fsvc_tensor *dst) {
-  if (fsvc_ew_check(op, dst, "self") != 0) return -1;
+  if (fsvc_ew_check_live(op, dst, "self") != 0) return -1;
   if (fsvc_needs_grad(dst)) {
     fsvc_set_error("%s: a tensor that requires grad cannot be modified in place while grad mode "
                    "is on (wrap the update in fsvc.no_grad, or use the out-of-place op)",

@@ -4,6 +4,7 @@
 #ifndef FSVC_OPS_ELEMENTWISE_COMMON_H
 #define FSVC_OPS_ELEMENTWISE_COMMON_H
 
+#include "fsvc/autocast.h"
 #include "fsvc/autograd.h"
 #include "fsvc/tensor.h"
 
@@ -18,8 +19,10 @@ typedef struct {
   int64_t i[2];
 } fsvc_ew_params;
 
-/* 0, or -1 with "op: argument NAME ..." when t is NULL, freed, on another device, or of a dtype
- * the CPU cannot compute in (float16/bfloat16). */
+/* 0, or -1 with "op: argument NAME ..." when t is NULL, freed, or on another device ... */
+int fsvc_ew_check_live(const char *op, const fsvc_tensor *t, const char *name);
+/* ... or of a dtype the CPU kernels do not take (float16/bfloat16: the public ops send those
+ * through FSVC_CPU_LOWP first, so this is a guard). */
 int fsvc_ew_check(const char *op, const fsvc_tensor *t, const char *name);
 
 /* dtype of a binary op's result, PyTorch's rule: a 0-d tensor takes part in promotion only when
@@ -27,8 +30,9 @@ int fsvc_ew_check(const char *op, const fsvc_tensor *t, const char *name);
  * float32[N] op float64-scalar -> float32, int64[N] op float32-scalar -> float32. */
 fsvc_dtype fsvc_ew_result_dtype(const fsvc_tensor *a, const fsvc_tensor *b);
 
-/* Checks of an in-place op's destination: valid, not taking part in autograd (grad mode on and
- * requires grad), no two elements sharing memory. 0 or -1 with an error. */
+/* Checks of an in-place op's destination: live (any dtype: the caller handles float16/bfloat16),
+ * not taking part in autograd (grad mode on and requires grad), no two elements sharing memory.
+ * 0 or -1 with an error. */
 int fsvc_ew_check_inplace(const char *op, const fsvc_tensor *dst);
 
 /* An alias of t (no copy) when it already has dtype dt, else a contiguous cast copy. */

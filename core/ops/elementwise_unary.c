@@ -160,6 +160,8 @@ static int64_t to_int_bound(double v, int is_lo) {
 }
 
 static fsvc_tensor *unary_forward(const unary_op *op, const fsvc_tensor *a, double p0, double p1) {
+  FSVC_CPU_LOWP(op->name, FSVC_RECAST_SAME_DTYPE,
+                unary_forward(op, FSVC_RECAST_ARG(0), p0, p1), a);
   if (fsvc_ew_check(op->name, a, "self") != 0) return NULL;
   fsvc_dtype dt = a->dtype == FSVC_INT64 && !op->i64 ? FSVC_FLOAT32 : a->dtype;
   fsvc_tensor *ac = fsvc_ew_cast(a, dt);
@@ -273,6 +275,13 @@ SCALE_ROW(scale_i64, int64_t, MUL_I64)
 int fsvc_mul_scalar_(fsvc_tensor *dst, double s) {
   FSVC_DISPATCH_CUDA_INT(mul_scalar_, dst, s);
   if (fsvc_ew_check_inplace("mul_", dst) != 0) return -1;
+  if (fsvc_dtype_is_16bit(dst->dtype)) { /* dst = round16(float32(dst) * s) */
+    fsvc_tensor *wide = fsvc_to_dtype_raw(dst, FSVC_FLOAT32);
+    int rc = wide ? fsvc_mul_scalar_(wide, s) : -1;
+    if (rc == 0) rc = fsvc_copy_(dst, wide);
+    fsvc_tensor_release(wide);
+    return rc;
+  }
   fsvc_bcast_iter it;
   const fsvc_tensor *ops[1] = {dst};
   if (fsvc_bcast_iter_init(&it, 1, ops, dst->ndim, dst->shape, "mul_") != 0) return -1;

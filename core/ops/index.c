@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fsvc/autocast.h"
 #include "fsvc/device.h"
 #include "fsvc/autograd.h"
 #include "fsvc/error.h"
@@ -155,6 +156,8 @@ static int gather_backward(fsvc_node *n, const fsvc_tensor *g, fsvc_tensor **gin
 
 fsvc_tensor *fsvc_gather(const fsvc_tensor *a, int dim, const fsvc_tensor *index) {
   FSVC_DISPATCH_CUDA(gather, a, dim, index);
+  FSVC_CPU_LOWP("gather", FSVC_RECAST_SAME_DTYPE,
+                fsvc_gather(FSVC_RECAST_ARG(0), dim, index), a);
   if (check_input(a, "gather", "input") != 0 || check_value_dtype(a, "gather") != 0) return NULL;
   if (check_input(index, "gather", "index") != 0) return NULL;
   int d = index_dim(a, dim, "gather");
@@ -198,6 +201,8 @@ static int scatter_add_backward(fsvc_node *n, const fsvc_tensor *g, fsvc_tensor 
 fsvc_tensor *fsvc_scatter_add(const fsvc_tensor *a, int dim, const fsvc_tensor *index,
                               const fsvc_tensor *src) {
   FSVC_DISPATCH_CUDA(scatter_add, a, dim, index, src);
+  FSVC_CPU_LOWP("scatter_add", FSVC_RECAST_SAME_DTYPE,
+                fsvc_scatter_add(FSVC_RECAST_ARG(0), dim, index, FSVC_RECAST_ARG(1)), a, src);
   const char *op = "scatter_add";
   if (check_input(a, op, "input") != 0 || check_value_dtype(a, op) != 0) return NULL;
   if (check_input(index, op, "index") != 0 || check_input(src, op, "src") != 0) return NULL;
@@ -289,6 +294,8 @@ static int index_select_backward(fsvc_node *n, const fsvc_tensor *g, fsvc_tensor
 
 fsvc_tensor *fsvc_index_select(const fsvc_tensor *a, int dim, const fsvc_tensor *index) {
   FSVC_DISPATCH_CUDA(index_select, a, dim, index);
+  FSVC_CPU_LOWP("index_select", FSVC_RECAST_SAME_DTYPE,
+                fsvc_index_select(FSVC_RECAST_ARG(0), dim, index), a);
   const char *op = "index_select";
   if (check_input(a, op, "input") != 0 || check_value_dtype(a, op) != 0) return NULL;
   if (check_input(index, op, "index") != 0) return NULL;

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fsvc/autocast.h"
 #include "fsvc/device.h"
 #include "fsvc/ops_nn.h"
 #include "nn_internal.h"
@@ -110,6 +111,8 @@ static int interpolate_backward(fsvc_node *node, const fsvc_tensor *grad, fsvc_t
 fsvc_tensor *fsvc_interpolate(const fsvc_tensor *x, int64_t out_size, double scale,
                               fsvc_interp_mode mode, int align_corners) {
   FSVC_DISPATCH_CUDA(interpolate, x, out_size, scale, mode, align_corners);
+  FSVC_CPU_LOWP("interpolate", FSVC_RECAST_SAME_DTYPE,
+                fsvc_interpolate(FSVC_RECAST_ARG(0), out_size, scale, mode, align_corners), x);
   char sx[128];
   if (nn_check_float(x, "interpolate", "input")) return NULL;
   if (x->ndim < 1 || fsvc_numel(x) == 0) {

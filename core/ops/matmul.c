@@ -7,6 +7,7 @@
 
 #include <omp.h>
 
+#include "fsvc/autocast.h"
 #include "fsvc/device.h"
 #include "fsvc/ops_nn.h"
 #include "fsvc/threads.h"
@@ -299,13 +300,21 @@ static fsvc_tensor *matmul_op(const fsvc_tensor *a, const fsvc_tensor *b, const 
 }
 
 fsvc_tensor *fsvc_matmul(const fsvc_tensor *a, const fsvc_tensor *b) {
+  FSVC_AUTOCAST("matmul",
+                fsvc_matmul(FSVC_RECAST_ARG(0), FSVC_RECAST_ARG(1)), a, b);
   FSVC_DISPATCH_CUDA(matmul, a, b);
+  FSVC_CPU_LOWP("matmul", FSVC_RECAST_SAME_DTYPE,
+                fsvc_matmul(FSVC_RECAST_ARG(0), FSVC_RECAST_ARG(1)), a, b);
   if (check_pair(a, b, "matmul")) return NULL;
   return matmul_op(a, b, "matmul");
 }
 
 fsvc_tensor *fsvc_bmm(const fsvc_tensor *a, const fsvc_tensor *b) {
+  FSVC_AUTOCAST("bmm",
+                fsvc_bmm(FSVC_RECAST_ARG(0), FSVC_RECAST_ARG(1)), a, b);
   FSVC_DISPATCH_CUDA(bmm, a, b);
+  FSVC_CPU_LOWP("bmm", FSVC_RECAST_SAME_DTYPE,
+                fsvc_bmm(FSVC_RECAST_ARG(0), FSVC_RECAST_ARG(1)), a, b);
   if (check_pair(a, b, "bmm")) return NULL;
   char sa[128], sb[128];
   if (a->ndim != 3 || b->ndim != 3 || a->shape[0] != b->shape[0] || a->shape[2] != b->shape[1]) {
@@ -358,7 +367,11 @@ done:
 }
 
 fsvc_tensor *fsvc_linear(const fsvc_tensor *x, const fsvc_tensor *w, const fsvc_tensor *b) {
+  FSVC_AUTOCAST("linear",
+                fsvc_linear(FSVC_RECAST_ARG(0), FSVC_RECAST_ARG(1), FSVC_RECAST_ARG(2)), x, w, b);
   FSVC_DISPATCH_CUDA(linear, x, w, b);
+  FSVC_CPU_LOWP("linear", FSVC_RECAST_SAME_DTYPE,
+                fsvc_linear(FSVC_RECAST_ARG(0), FSVC_RECAST_ARG(1), FSVC_RECAST_ARG(2)), x, w, b);
   char sx[128], sw[128], sb[128];
   if (nn_check_float(x, "linear", "x") || nn_check_float(w, "linear", "weight")) return NULL;
   if (b && nn_check_float(b, "linear", "bias")) return NULL;

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fsvc/autocast.h"
 #include "fsvc/device.h"
 #include "fsvc/autograd.h"
 #include "fsvc/error.h"
@@ -197,6 +198,8 @@ static int pad_backward(fsvc_node *n, const fsvc_tensor *g, fsvc_tensor **gin) {
 fsvc_tensor *fsvc_pad(const fsvc_tensor *a, int n_pads, const int64_t *pads, fsvc_pad_mode mode,
                       double value) {
   FSVC_DISPATCH_CUDA(pad, a, n_pads, pads, mode, value);
+  FSVC_CPU_LOWP("pad", FSVC_RECAST_SAME_DTYPE,
+                fsvc_pad(FSVC_RECAST_ARG(0), n_pads, pads, mode, value), a);
   char sa[128];
   if (!a) { fsvc_set_error("pad: tensor is nil"); return NULL; }
   if (!a->storage) { fsvc_set_error("pad: tensor was freed"); return NULL; }

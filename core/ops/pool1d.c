@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fsvc/autocast.h"
 #include "fsvc/device.h"
 #include "fsvc/ops_nn.h"
 #include "nn_internal.h"
@@ -107,6 +108,8 @@ static int avg_pool1d_backward(fsvc_node *node, const fsvc_tensor *grad, fsvc_te
 
 fsvc_tensor *fsvc_avg_pool1d(const fsvc_tensor *x, int64_t kernel, int64_t stride, int64_t padding) {
   FSVC_DISPATCH_CUDA(avg_pool1d, x, kernel, stride, padding);
+  FSVC_CPU_LOWP("avg_pool1d", FSVC_RECAST_SAME_DTYPE,
+                fsvc_avg_pool1d(FSVC_RECAST_ARG(0), kernel, stride, padding), x);
   pool_geom g;
   fsvc_tensor *xc, *out = pool_begin(x, kernel, stride, padding, "avg_pool1d", &g, &xc);
   if (!out) return NULL;
@@ -171,6 +174,8 @@ static int max_pool1d_backward(fsvc_node *node, const fsvc_tensor *grad, fsvc_te
 
 fsvc_tensor *fsvc_max_pool1d(const fsvc_tensor *x, int64_t kernel, int64_t stride, int64_t padding) {
   FSVC_DISPATCH_CUDA(max_pool1d, x, kernel, stride, padding);
+  FSVC_CPU_LOWP("max_pool1d", FSVC_RECAST_SAME_DTYPE,
+                fsvc_max_pool1d(FSVC_RECAST_ARG(0), kernel, stride, padding), x);
   pool_geom g;
   fsvc_tensor *xc, *out = pool_begin(x, kernel, stride, padding, "max_pool1d", &g, &xc);
   if (!out) return NULL;

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fsvc/autocast.h"
 #include "fsvc/device.h"
 #include "fsvc/ops_reduce.h"
 #include "reduce_internal.h"
@@ -240,11 +241,15 @@ static fsvc_tensor *sum_or_mean(const fsvc_tensor *a, int n_dims, const int *dim
 
 fsvc_tensor *fsvc_sum(const fsvc_tensor *a, int n_dims, const int *dims, int keepdim) {
   FSVC_DISPATCH_CUDA(sum, a, n_dims, dims, keepdim);
+  FSVC_CPU_LOWP("sum", FSVC_RECAST_SAME_DTYPE,
+                fsvc_sum(FSVC_RECAST_ARG(0), n_dims, dims, keepdim), a);
   return sum_or_mean(a, n_dims, dims, keepdim, 0);
 }
 
 fsvc_tensor *fsvc_mean(const fsvc_tensor *a, int n_dims, const int *dims, int keepdim) {
   FSVC_DISPATCH_CUDA(mean, a, n_dims, dims, keepdim);
+  FSVC_CPU_LOWP("mean", FSVC_RECAST_SAME_DTYPE,
+                fsvc_mean(FSVC_RECAST_ARG(0), n_dims, dims, keepdim), a);
   return sum_or_mean(a, n_dims, dims, keepdim, 1);
 }
 
@@ -335,11 +340,15 @@ static fsvc_tensor *var_or_std(const fsvc_tensor *a, int n_dims, const int *dims
 
 fsvc_tensor *fsvc_var(const fsvc_tensor *a, int n_dims, const int *dims, int unbiased, int keepdim) {
   FSVC_DISPATCH_CUDA(var, a, n_dims, dims, unbiased, keepdim);
+  FSVC_CPU_LOWP("var", FSVC_RECAST_SAME_DTYPE,
+                fsvc_var(FSVC_RECAST_ARG(0), n_dims, dims, unbiased, keepdim), a);
   return var_or_std(a, n_dims, dims, unbiased, keepdim, 0);
 }
 
 fsvc_tensor *fsvc_std(const fsvc_tensor *a, int n_dims, const int *dims, int unbiased, int keepdim) {
   FSVC_DISPATCH_CUDA(std, a, n_dims, dims, unbiased, keepdim);
+  FSVC_CPU_LOWP("std", FSVC_RECAST_SAME_DTYPE,
+                fsvc_std(FSVC_RECAST_ARG(0), n_dims, dims, unbiased, keepdim), a);
   return var_or_std(a, n_dims, dims, unbiased, keepdim, 1);
 }
 
@@ -406,6 +415,8 @@ done:
 
 fsvc_tensor *fsvc_norm(const fsvc_tensor *a, double p, int n_dims, const int *dims, int keepdim) {
   FSVC_DISPATCH_CUDA(norm, a, p, n_dims, dims, keepdim);
+  FSVC_CPU_LOWP("norm", FSVC_RECAST_SAME_DTYPE,
+                fsvc_norm(FSVC_RECAST_ARG(0), p, n_dims, dims, keepdim), a);
   if (fsvc_reduce_check_input(a, "norm", 0) != 0) return NULL;
   if (isnan(p) || (p < 0 && !isinf(p))) {
     fsvc_set_error("norm: p must be >= 0 or +-inf, got %g", p);

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fsvc/autocast.h"
 #include "fsvc/device.h"
 #include "fsvc/ops_reduce.h"
 #include "reduce_internal.h"
@@ -123,11 +124,15 @@ static fsvc_tensor *extremum_dim(const fsvc_tensor *a, int dim, int keepdim, fsv
 
 fsvc_tensor *fsvc_max_dim(const fsvc_tensor *a, int dim, int keepdim, fsvc_tensor **indices) {
   FSVC_DISPATCH_CUDA(max_dim, a, dim, keepdim, indices);
+  FSVC_CPU_LOWP("max", FSVC_RECAST_SAME_DTYPE,
+                fsvc_max_dim(FSVC_RECAST_ARG(0), dim, keepdim, indices), a);
   return extremum_dim(a, dim, keepdim, indices, 1);
 }
 
 fsvc_tensor *fsvc_min_dim(const fsvc_tensor *a, int dim, int keepdim, fsvc_tensor **indices) {
   FSVC_DISPATCH_CUDA(min_dim, a, dim, keepdim, indices);
+  FSVC_CPU_LOWP("min", FSVC_RECAST_SAME_DTYPE,
+                fsvc_min_dim(FSVC_RECAST_ARG(0), dim, keepdim, indices), a);
   return extremum_dim(a, dim, keepdim, indices, 0);
 }
 
@@ -184,10 +189,14 @@ static fsvc_tensor *extremum_all(const fsvc_tensor *a, int want_max) {
 
 fsvc_tensor *fsvc_max_all(const fsvc_tensor *a) {
   FSVC_DISPATCH_CUDA(max_all, a);
+  FSVC_CPU_LOWP("max", FSVC_RECAST_SAME_DTYPE,
+                fsvc_max_all(FSVC_RECAST_ARG(0)), a);
   return extremum_all(a, 1);
 }
 fsvc_tensor *fsvc_min_all(const fsvc_tensor *a) {
   FSVC_DISPATCH_CUDA(min_all, a);
+  FSVC_CPU_LOWP("min", FSVC_RECAST_SAME_DTYPE,
+                fsvc_min_all(FSVC_RECAST_ARG(0)), a);
   return extremum_all(a, 0);
 }
 
@@ -214,18 +223,26 @@ static fsvc_tensor *arg_all(const fsvc_tensor *a, int want_max) {
 
 fsvc_tensor *fsvc_argmax(const fsvc_tensor *a, int dim, int keepdim) {
   FSVC_DISPATCH_CUDA(argmax, a, dim, keepdim);
+  FSVC_CPU_LOWP("argmax", FSVC_RECAST_SAME_DTYPE,
+                fsvc_argmax(FSVC_RECAST_ARG(0), dim, keepdim), a);
   return arg_dim(a, dim, keepdim, 1);
 }
 fsvc_tensor *fsvc_argmin(const fsvc_tensor *a, int dim, int keepdim) {
   FSVC_DISPATCH_CUDA(argmin, a, dim, keepdim);
+  FSVC_CPU_LOWP("argmin", FSVC_RECAST_SAME_DTYPE,
+                fsvc_argmin(FSVC_RECAST_ARG(0), dim, keepdim), a);
   return arg_dim(a, dim, keepdim, 0);
 }
 fsvc_tensor *fsvc_argmax_all(const fsvc_tensor *a) {
   FSVC_DISPATCH_CUDA(argmax_all, a);
+  FSVC_CPU_LOWP("argmax", FSVC_RECAST_SAME_DTYPE,
+                fsvc_argmax_all(FSVC_RECAST_ARG(0)), a);
   return arg_all(a, 1);
 }
 fsvc_tensor *fsvc_argmin_all(const fsvc_tensor *a) {
   FSVC_DISPATCH_CUDA(argmin_all, a);
+  FSVC_CPU_LOWP("argmin", FSVC_RECAST_SAME_DTYPE,
+                fsvc_argmin_all(FSVC_RECAST_ARG(0)), a);
   return arg_all(a, 0);
 }
 

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fsvc/autocast.h"
 #include "fsvc/device.h"
 #include "fsvc/ops_reduce.h"
 #include "reduce_internal.h"
@@ -190,10 +191,14 @@ static fsvc_tensor *softmax_impl(const fsvc_tensor *a, int dim, int log_out) {
 
 fsvc_tensor *fsvc_softmax(const fsvc_tensor *a, int dim) {
   FSVC_DISPATCH_CUDA(softmax, a, dim);
+  FSVC_CPU_LOWP("softmax", FSVC_RECAST_SAME_DTYPE,
+                fsvc_softmax(FSVC_RECAST_ARG(0), dim), a);
   return softmax_impl(a, dim, 0);
 }
 fsvc_tensor *fsvc_log_softmax(const fsvc_tensor *a, int dim) {
   FSVC_DISPATCH_CUDA(log_softmax, a, dim);
+  FSVC_CPU_LOWP("log_softmax", FSVC_RECAST_SAME_DTYPE,
+                fsvc_log_softmax(FSVC_RECAST_ARG(0), dim), a);
   return softmax_impl(a, dim, 1);
 }
 
@@ -223,6 +228,8 @@ static int logsumexp_backward(fsvc_node *n, const fsvc_tensor *g, fsvc_tensor **
 
 fsvc_tensor *fsvc_logsumexp(const fsvc_tensor *a, int dim, int keepdim) {
   FSVC_DISPATCH_CUDA(logsumexp, a, dim, keepdim);
+  FSVC_CPU_LOWP("logsumexp", FSVC_RECAST_SAME_DTYPE,
+                fsvc_logsumexp(FSVC_RECAST_ARG(0), dim, keepdim), a);
   if (fsvc_reduce_check_input(a, "logsumexp", 0) != 0) return NULL;
   fsvc_reduce_plan pl;
   if (fsvc_reduce_plan_dim(&pl, a, dim, keepdim, "logsumexp") != 0) return NULL;

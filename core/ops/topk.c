@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fsvc/autocast.h"
 #include "fsvc/device.h"
 #include "fsvc/ops_reduce.h"
 #include "reduce_internal.h"
@@ -57,6 +58,8 @@ static int topk_backward(fsvc_node *n, const fsvc_tensor *g, fsvc_tensor **gi) {
 fsvc_tensor *fsvc_topk(const fsvc_tensor *a, int64_t k, int dim, int largest, int sorted,
                        fsvc_tensor **indices) {
   FSVC_DISPATCH_CUDA(topk, a, k, dim, largest, sorted, indices);
+  FSVC_CPU_LOWP("topk", FSVC_RECAST_SAME_DTYPE,
+                fsvc_topk(FSVC_RECAST_ARG(0), k, dim, largest, sorted, indices), a);
   (void)sorted; /* always sorted: costs nothing extra here and keeps results deterministic */
   if (indices) *indices = NULL;
   if (fsvc_reduce_check_input(a, "topk", 1) != 0) return NULL;

@@ -82,6 +82,8 @@ static int where_backward(fsvc_node *node, const fsvc_tensor *g, fsvc_tensor **g
 
 fsvc_tensor *fsvc_where(const fsvc_tensor *cond, const fsvc_tensor *a, const fsvc_tensor *b) {
   FSVC_DISPATCH_CUDA(where, cond, a, b);
+  FSVC_CPU_LOWP("where", a && b ? fsvc_ew_result_dtype(a, b) : FSVC_RECAST_SAME_DTYPE,
+                fsvc_where(FSVC_RECAST_ARG(0), FSVC_RECAST_ARG(1), FSVC_RECAST_ARG(2)), cond, a, b);
   fsvc_tensor *out = fsvc_ew_where_raw(cond, a, b, "where");
   if (!out) return NULL;
   fsvc_tensor *inputs[3] = {(fsvc_tensor *)cond, (fsvc_tensor *)a, (fsvc_tensor *)b};
@@ -106,6 +108,8 @@ static int masked_fill_backward(fsvc_node *node, const fsvc_tensor *g, fsvc_tens
 
 fsvc_tensor *fsvc_masked_fill(const fsvc_tensor *a, const fsvc_tensor *mask, double value) {
   FSVC_DISPATCH_CUDA(masked_fill, a, mask, value);
+  FSVC_CPU_LOWP("masked_fill", a ? a->dtype : FSVC_RECAST_SAME_DTYPE,
+                fsvc_masked_fill(FSVC_RECAST_ARG(0), FSVC_RECAST_ARG(1), value), a, mask);
   if (fsvc_ew_check("masked_fill", a, "self") != 0 || fsvc_ew_check("masked_fill", mask, "mask") != 0)
     return NULL;
   fsvc_tensor *v = fsvc_scalar(value, a->dtype); /* 0-d: the result keeps a's dtype */

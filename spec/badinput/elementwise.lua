@@ -15,10 +15,15 @@ return {
   { name = "div: nil operand", fn = function() return fsvc.div(x()) end },
   { name = "pow: freed tensor", fn = function() return fsvc.pow(freed(), 2) end },
   { name = "eq: freed second operand", fn = function() return fsvc.eq(fsvc.zeros(3), freed()) end },
-  { name = "maximum: float16", fn = function() return fsvc.maximum(fsvc.zeros(3, { dtype = "float16" }), 1) end },
+  { name = "maximum: float16 and a freed tensor", fn = function() return fsvc.maximum(fsvc.zeros(3, { dtype = "float16" }), freed()) end },
   { name = "exp: not a tensor", fn = function() return fsvc.exp(3) end },
   { name = "relu: freed", fn = function() return fsvc.relu(freed()) end },
-  { name = "gelu: float16", fn = function() return fsvc.gelu(fsvc.zeros(2, { dtype = "float16" })) end },
+  { name = "add: float16 and bfloat16 that do not broadcast", fn = function()
+      return fsvc.zeros(2, { dtype = "float16" }) + fsvc.zeros(3, { dtype = "bfloat16" })
+    end },
+  { name = "linear: float16 input, float32 weight outside autocast", fn = function()
+      return fsvc.zeros(2, 3, { dtype = "float16" }):linear(fsvc.zeros(4, 3))
+    end },
   { name = "leaky_relu: slope a string", fn = function() return x():leaky_relu("a") end },
   { name = "leaky_relu: NaN slope", fn = function() return x():leaky_relu(0 / 0) end },
   { name = "clamp: NaN bound", fn = function() return x():clamp(0 / 0, 1) end },

@@ -418,8 +418,11 @@ static void test_errors(void) {
   CHECK(fsvc_masked_fill(a, b, 1) == NULL);
   CHECK(fsvc_clamp(a, NAN, 1) == NULL && strstr(fsvc_last_error(), "clamp"));
   CHECK(fsvc_leaky_relu(a, NAN) == NULL);
-  fsvc_tensor *h = fsvc_zeros(1, SHAPE(3), FSVC_FLOAT16);
-  CHECK(fsvc_relu(h) == NULL && strstr(fsvc_last_error(), "float16"));
+  fsvc_tensor *h = fsvc_zeros(1, SHAPE(3), FSVC_FLOAT16); /* 16-bit: through float32 */
+  fsvc_tensor *hr = fsvc_relu(h);
+  CHECK(hr && hr->dtype == FSVC_FLOAT16);
+  fsvc_tensor_release(hr);
+  CHECK(fsvc_add(h, b) == NULL && strstr(fsvc_last_error(), "add") && strstr(fsvc_last_error(), "[4]"));
   fsvc_tensor *f = fsvc_zeros(1, SHAPE(3), FSVC_FLOAT32);
   fsvc_tensor_free_data(f);
   CHECK(fsvc_sub(f, a) == NULL && strstr(fsvc_last_error(), "freed"));

@@ -381,8 +381,10 @@ static void test_bad_input(void) {
   t = fsvc_mean(e, 0, NULL, 0); CHECK(t && isnan(fsvc_get_flat(t, 0))); fsvc_tensor_release(t);
   t = fsvc_softmax(e, 1); CHECK(t && fsvc_numel(t) == 0); fsvc_tensor_release(t);
   fsvc_tensor_release(e);
-  fsvc_tensor *h = fsvc_empty(1, (int64_t[]){3}, FSVC_FLOAT16);
-  expect_error(fsvc_sum(h, 0, NULL, 0), "sum");
+  fsvc_tensor *h = fsvc_full(1, (int64_t[]){3}, 1.5, FSVC_FLOAT16); /* 16-bit: through float32 */
+  t = fsvc_sum(h, 0, NULL, 0);
+  CHECK(t && t->dtype == FSVC_FLOAT16 && fsvc_get_flat(t, 0) == 4.5); fsvc_tensor_release(t);
+  expect_error(fsvc_sum(h, 1, (int[]){1}, 0), "sum");
   fsvc_tensor_release(h);
   fsvc_tensor *freed = make_x(FSVC_FLOAT32);
   fsvc_tensor_free_data(freed);

@@ -108,6 +108,7 @@ typedef struct fsvc_cuda_op_table {
   int (*adam_step_)(fsvc_tensor *, const fsvc_tensor *, fsvc_tensor *, fsvc_tensor *,
                     fsvc_tensor *, const fsvc_adam_params *);
   int (*sgd_step_)(fsvc_tensor *, const fsvc_tensor *, fsvc_tensor *, const fsvc_sgd_params *);
+  int (*amp_unscale_)(int, fsvc_tensor *const *, double, int *);
   int (*uniform_)(fsvc_tensor *, double, double, fsvc_generator *);
   int (*normal_)(fsvc_tensor *, double, double, fsvc_generator *);
 } fsvc_cuda_op_table;

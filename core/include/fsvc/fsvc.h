@@ -6,4 +6,5 @@
 #include "fsvc/autograd.h"
 #include "fsvc/random.h"
 #include "fsvc/ops.h"
+#include "fsvc/autocast.h"
 #endif

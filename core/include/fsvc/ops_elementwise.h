@@ -1,5 +1,7 @@
 /* Elementwise math with NumPy/PyTorch broadcasting. Scalars are passed as 0-d tensors (the Lua
- * binding makes them with the other operand's dtype). Mixed dtypes promote (fsvc_promote_types).
+ * binding makes them with the other operand's dtype, float32 next to float16/bfloat16). Mixed dtypes
+ * promote (fsvc_promote_types): float16 + float32 is float32, and each operand's gradient comes
+ * back in its own dtype. float16/bfloat16 CPU operands are computed through float32.
  * int64 inputs are allowed for add/sub/mul/neg/abs/comparisons/where; float ops on int64 fail
  * with an error naming the op, except div/pow/exp/... which promote int64 to float32. */
 #ifndef FSVC_OPS_ELEMENTWISE_H

@@ -33,4 +33,11 @@ typedef struct {
 int fsvc_sgd_step_(fsvc_tensor *param, const fsvc_tensor *grad, fsvc_tensor *momentum_buf,
                    const fsvc_sgd_params *p);
 
+/* Gradient unscaling for mixed-precision training (fsvc.amp.GradScaler): every element of each
+ * of the n gradients is multiplied in place by inv_scale, and *found_inf is set to 1 when any
+ * element (before or after) is NaN or Inf, else 0. Any float dtype and strides; NULL entries are
+ * skipped. The tensors must all be on the CPU or all on one CUDA device (one device pass per
+ * gradient and one flag read back). Returns 0, or -1 with an error. */
+int fsvc_amp_unscale_(int n, fsvc_tensor *const *grads, double inv_scale, int *found_inf);
+
 #endif

@@ -19,7 +19,7 @@ typedef enum {
   FSVC_FLOAT32 = 0,
   FSVC_FLOAT64 = 1,
   FSVC_INT64 = 2,
-  FSVC_FLOAT16 = 3,  /* storage only on the CPU; compute is on the GPU backend */
+  FSVC_FLOAT16 = 3,  /* mixed precision: the CPU computes it through float32 (fsvc/autocast.h) */
   FSVC_BFLOAT16 = 4, /* idem */
   FSVC_NUM_DTYPES
 } fsvc_dtype;
