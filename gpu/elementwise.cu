@@ -270,7 +270,7 @@ extern "C" int fsvc_gpu_unary_backward_launch(fsvc_gpu_unary_op op, fsvc_dtype d
                                               const void *g, const void *x, const void *y,
                                               int64_t n, double p0, double p1) {
   if (n == 0) return 0;
-  FSVC_DISPATCH_FLOAT(dt, FSVC_LAUNCH(unary_backward_kernel, blocks_for(n), kThreads, 0, stream())(
+  FSVC_DISPATCH_FLOATING(dt, FSVC_LAUNCH(unary_backward_kernel, blocks_for(n), kThreads, 0, stream())(
                               (int)op, (T *)gx, (const T *)g, (const T *)x, (const T *)y, n, p0, p1));
   return fsvc_gpu_check_launch("unary backward");
 }

@@ -1,7 +1,7 @@
 // Fused optimiser kernels: Adam/AdamW over a list of parameters in one launch (multi-tensor
 // apply: a small table of (pointer, length) chunks in device memory; each block takes one chunk),
-// SGD, and clip_grad_norm (sum of squares of every gradient accumulated in double, then one
-// scaling launch). Arithmetic follows core/ops/fused_optim.c (PyTorch's single-tensor formulas).
+// SGD, clip_grad_norm (sum of squares of every gradient accumulated in double, then one
+// scaling launch), and the unscale-and-check pass of dynamic loss scaling (fsvc.amp). Arithmetic follows core/ops/fused_optim.c (PyTorch's single-tensor formulas).
 #include <math.h>
 #include <stdlib.h>
 
@@ -86,7 +86,37 @@ __global__ void scale_kernel(T *x, int64_t n, const double *total_sq, double max
   if (coef >= 1.0) return;
   FSVC_GRID_LOOP(i, n) { x[i] = (T)((double)x[i] * coef); }
 }
+// Dynamic loss scaling: g *= inv_scale in g's dtype's compute type, and *found = 1 when a result
+// is NaN or Inf (every writer stores the same value, so the race is benign).
+template <typename T>
+__global__ void amp_unscale_kernel(T *g, int64_t n, double inv_scale, int *found) {
+  typedef typename Acc<T>::type A;
+  const A inv = (A)inv_scale;
+  FSVC_GRID_LOOP(i, n) {
+    store(g + i, (A)(load(g + i) * inv));
+    if (!isfinite((double)load(g + i))) *found = 1;
+  }
+}
 }  // namespace
+
+extern "C" int fsvc_gpu_amp_unscale_launch(const fsvc_dtype *dts, void *const *bufs, const int64_t *ns,
+                                           int n_bufs, double inv_scale, int *found_inf) {
+  int *flag = (int *)fsvc_gpu_alloc(0, sizeof(int));
+  if (!flag) return -1;
+  int rc = fsvc_gpu_check((int)cudaMemsetAsync(flag, 0, sizeof(int), stream()), "amp_unscale_");
+  for (int i = 0; i < n_bufs && rc == 0; i++) {
+    if (ns[i] == 0) continue;
+    FSVC_DISPATCH_FLOATING(dts[i], FSVC_LAUNCH(amp_unscale_kernel, blocks_for(ns[i]), kThreads, 0, stream())(
+                                       (T *)bufs[i], ns[i], inv_scale, flag));
+    rc = fsvc_gpu_check_launch("amp_unscale_");
+  }
+  int found = 0;
+  if (rc == 0) rc = fsvc_gpu_check((int)cudaMemcpyAsync(&found, flag, sizeof found, cudaMemcpyDeviceToHost, stream()), "amp_unscale_");
+  if (rc == 0) rc = fsvc_gpu_check((int)cudaStreamSynchronize(stream()), "amp_unscale_");
+  fsvc_gpu_release(NULL, flag, sizeof(int));
+  if (rc == 0) *found_inf = found != 0;
+  return rc;
+}
 
 extern "C" int fsvc_gpu_adam_launch(fsvc_dtype dt, const fsvc_gpu_adam_tensor *list, int n_tensors,
                                     double lr, double beta1, double beta2, double eps, double wd,

@@ -9,6 +9,10 @@
 
 #include "gpu_internal.h"
 
+extern "C" {
+#include "fsvc/error.h"
+}
+
 namespace fsvc_gpu {
 
 // Geometry passed by value to kernels (fits the 4 KB parameter space many times over).
@@ -85,12 +89,30 @@ template <> __device__ __forceinline__ void store<__nv_bfloat16, float>(__nv_bfl
     case FSVC_BFLOAT16: { typedef __nv_bfloat16 T; __VA_ARGS__; break; }                       \
     default: break;                                                                            \
   }
+// float32/float64 only: any other dtype fails (the launcher returns -1 with an error naming
+// it) instead of launching nothing and reporting success.
 #define FSVC_DISPATCH_FLOAT(dt, ...)                                                           \
   switch (dt) {                                                                                \
     case FSVC_FLOAT32: { typedef float T; __VA_ARGS__; break; }                                \
     case FSVC_FLOAT64: { typedef double T; __VA_ARGS__; break; }                               \
-    default: break;                                                                            \
+    default: return fsvc_gpu_unsupported_dtype(dt, __func__);                                  \
   }
+// The float dtypes, 16-bit ones included (kernels read and write them through load/store and
+// compute in float, as autocast expects).
+#define FSVC_DISPATCH_FLOATING(dt, ...)                                                        \
+  switch (dt) {                                                                                \
+    case FSVC_FLOAT32: { typedef float T; __VA_ARGS__; break; }                                \
+    case FSVC_FLOAT64: { typedef double T; __VA_ARGS__; break; }                               \
+    case FSVC_FLOAT16: { typedef __half T; __VA_ARGS__; break; }                               \
+    case FSVC_BFLOAT16: { typedef __nv_bfloat16 T; __VA_ARGS__; break; }                       \
+    default: return fsvc_gpu_unsupported_dtype(dt, __func__);                                  \
+  }
+
+inline int fsvc_gpu_unsupported_dtype(fsvc_dtype dt, const char *launcher) {
+  fsvc_set_error("%s: dtype %s is not supported by this CUDA kernel; cast to float32 first",
+                 launcher, fsvc_dtype_name(dt));
+  return -1;
+}
 
 }  // namespace fsvc_gpu
 

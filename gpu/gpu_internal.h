@@ -177,6 +177,10 @@ int fsvc_gpu_sgd_launch(fsvc_dtype dt, void *param, const void *grad, void *buf,
                         int nesterov, int maximize, int first_step);
 /* sum of squares of every buffer (float32/float64), accumulated in double on the device; then
  * each buffer is scaled by min(1, max_norm / (norm + 1e-6)). Returns the total norm in *norm. */
+/* grads[i] (contiguous, n[i] elements of dtype dts[i], any float dtype) *= inv_scale; *found_inf
+ * = 1 when any result is NaN or Inf (one flag read back, then the stream is synchronised). */
+int fsvc_gpu_amp_unscale_launch(const fsvc_dtype *dts, void *const *bufs, const int64_t *ns, int n_bufs,
+                                double inv_scale, int *found_inf);
 int fsvc_gpu_clip_grad_norm_launch(fsvc_dtype dt, void *const *bufs, const int64_t *ns, int n_bufs,
                                    double max_norm, double *norm);
 

@@ -15,23 +15,26 @@
 using namespace fsvc_gpu;
 
 namespace {
-// cols [B, C*K, Tout]: cols[b, c*K + k, t] = x[b, c, t*stride - padding + k*dilation] (0 outside)
+// cols [B, C*K, Tout]: cols[b, c*K + k, t] = x[b, c, t*stride - padding + k*dilation] (0 outside).
+// Every float dtype: float16/bfloat16 through load/store (autocast's convolutions).
 template <typename T>
 __global__ void im2col_kernel(const T *x, T *cols, int64_t B, int64_t C, int64_t Tin, int64_t K,
                               int64_t Tout, int64_t stride, int64_t padding, int64_t dilation) {
+  typedef typename Acc<T>::type A;
   FSVC_GRID_LOOP(i, B * C * K * Tout) {
     int64_t t = i % Tout, ck = (i / Tout) % (C * K), b = i / (Tout * C * K);
     int64_t c = ck / K, k = ck % K;
     int64_t s = t * stride - padding + k * dilation;
-    cols[i] = (s >= 0 && s < Tin) ? x[(b * C + c) * Tin + s] : (T)0;
+    store(cols + i, (s >= 0 && s < Tin) ? load(x + (b * C + c) * Tin + s) : (A)0);
   }
 }
 
 // x[b, c, s] = sum over (k, t) with t*stride - padding + k*dilation == s of cols[b, c*K+k, t]:
-// one thread per input element gathers its taps (no atomics, deterministic).
+// one thread per input element gathers its taps (no atomics, deterministic), summed in double.
 template <typename T>
 __global__ void col2im_kernel(T *x, const T *cols, int64_t B, int64_t C, int64_t Tin, int64_t K,
                               int64_t Tout, int64_t stride, int64_t padding, int64_t dilation) {
+  typedef typename Acc<T>::type A;
   FSVC_GRID_LOOP(i, B * C * Tin) {
     int64_t s = i % Tin, c = (i / Tin) % C, b = i / (Tin * C);
     double acc = 0;
@@ -40,9 +43,9 @@ __global__ void col2im_kernel(T *x, const T *cols, int64_t B, int64_t C, int64_t
       if (num < 0 || num % stride) continue;
       int64_t t = num / stride;
       if (t >= Tout) continue;
-      acc += (double)cols[((b * C + c) * K + k) * Tout + t];
+      acc += (double)load(cols + ((b * C + c) * K + k) * Tout + t);
     }
-    x[i] = (T)((double)x[i] + acc);
+    store(x + i, (A)((double)load(x + i) + acc));
   }
 }
 
@@ -151,12 +154,12 @@ extern "C" int fsvc_gpu_im2col_launch(fsvc_dtype dt, const void *x, void *cols, 
   if (col2im) {
     int64_t n = b * c * t;
     if (n == 0) return 0;
-    FSVC_DISPATCH_FLOAT(dt, FSVC_LAUNCH(col2im_kernel, blocks_for(n), kThreads, 0, stream())(
+    FSVC_DISPATCH_FLOATING(dt, FSVC_LAUNCH(col2im_kernel, blocks_for(n), kThreads, 0, stream())(
                                 (T *)x, (const T *)cols, b, c, t, k, tout, stride, padding, dilation));
   } else {
     int64_t n = b * c * k * tout;
     if (n == 0) return 0;
-    FSVC_DISPATCH_FLOAT(dt, FSVC_LAUNCH(im2col_kernel, blocks_for(n), kThreads, 0, stream())(
+    FSVC_DISPATCH_FLOATING(dt, FSVC_LAUNCH(im2col_kernel, blocks_for(n), kThreads, 0, stream())(
                                 (const T *)x, (T *)cols, b, c, t, k, tout, stride, padding, dilation));
   }
   return fsvc_gpu_check_launch(col2im ? "col2im" : "im2col");

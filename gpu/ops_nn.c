@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "gpu_ops.h"
+#include "fsvc/autocast.h"
 #include "fsvc/ops_reduce.h"
 #include "fsvc/ops_shape.h"
 
@@ -508,6 +509,9 @@ static int pool_backward(fsvc_node *n, const fsvc_tensor *g, fsvc_tensor **gin) 
 
 static fsvc_tensor *pool(const char *op, int kind, const fsvc_tensor *x, int64_t kernel, int64_t stride,
                          int64_t padding) {
+  /* float16/bfloat16 (after an autocast conv) through the float32 kernel: pooling is cheap next to
+   * the convolutions around it */
+  FSVC_VIA_FLOAT32(op, FSVC_RECAST_SAME_DTYPE, pool(op, kind, FSVC_RECAST_ARG(0), kernel, stride, padding), x);
   char sx[96];
   if (check_float_nn(op, x, "input") != 0) return NULL;
   if (stride <= 0) stride = kernel;
@@ -567,6 +571,8 @@ static int interp_backward(fsvc_node *n, const fsvc_tensor *g, fsvc_tensor **gin
 
 static fsvc_tensor *gpu_interpolate(const fsvc_tensor *x, int64_t out_size, double scale, fsvc_interp_mode mode,
                                     int align_corners) {
+  FSVC_VIA_FLOAT32("interpolate", FSVC_RECAST_SAME_DTYPE,
+                   gpu_interpolate(FSVC_RECAST_ARG(0), out_size, scale, mode, align_corners), x);
   char sx[96];
   if (check_float_nn("interpolate", x, "input") != 0) return NULL;
   if (x->ndim < 1 || fsvc_numel(x) == 0 || out_size < 1 || isnan(scale) || isinf(scale) ||

@@ -104,6 +104,49 @@ int fsvc_gpu_clip_grad_norm_(int n, fsvc_tensor **grads, double max_norm, double
   return rc;
 }
 
+/* Dynamic loss scaling's gradient pass: one launch per gradient and one flag read back. Strided
+ * gradients go through a contiguous copy. */
+static int gpu_amp_unscale_(int n, fsvc_tensor *const *grads, double inv_scale, int *found_inf) {
+  if (n < 0 || (n > 0 && !grads) || !found_inf) {
+    fsvc_set_error("amp_unscale_: invalid arguments (n %d)", n);
+    return -1;
+  }
+  size_t m = (size_t)(n > 0 ? n : 1);
+  void **bufs = calloc(m, sizeof *bufs);
+  int64_t *ns = calloc(m, sizeof *ns);
+  fsvc_dtype *dts = calloc(m, sizeof *dts);
+  fsvc_tensor **work = calloc(m, sizeof *work); /* contiguous views or copies (new references) */
+  int rc = bufs && ns && dts && work ? 0 : -1;
+  if (rc) fsvc_set_error("amp_unscale_: out of memory");
+  int k = 0;
+  for (int i = 0; i < n && rc == 0; i++) {
+    fsvc_tensor *g = grads[i];
+    if (!g) continue;
+    if (fsvc_gpu_check_tensor("amp_unscale_", g, "gradient") != 0) { rc = -1; break; }
+    if (!fsvc_dtype_is_float(g->dtype)) {
+      fsvc_set_error("amp_unscale_: gradient %d is not a float tensor", i);
+      rc = -1;
+      break;
+    }
+    work[i] = fsvc_contiguous_raw(g);
+    if (!work[i]) { rc = -1; break; }
+    bufs[k] = fsvc_data(work[i]);
+    ns[k] = fsvc_numel(work[i]);
+    dts[k] = g->dtype;
+    k++;
+  }
+  if (rc == 0) rc = fsvc_gpu_amp_unscale_launch(dts, (void *const *)bufs, ns, k, inv_scale, found_inf);
+  for (int i = 0; work && i < n; i++) {
+    if (rc == 0 && work[i] && work[i] != grads[i]) rc = fsvc_copy_(grads[i], work[i]);
+    fsvc_tensor_release(work[i]);
+  }
+  free(bufs);
+  free(ns);
+  free(dts);
+  free(work);
+  return rc;
+}
+
 static int random_fill(fsvc_tensor *t, int normal, double a, double b, const char *op) {
   if (fsvc_gpu_check_tensor(op, t, "self") != 0) return -1;
   if (t->dtype != FSVC_FLOAT32 && t->dtype != FSVC_FLOAT64) {
@@ -129,6 +172,7 @@ static int gpu_normal_(fsvc_tensor *t, double mean, double std, fsvc_generator *
 void fsvc_gpu_fill_optim(fsvc_cuda_op_table *t) {
   t->adam_step_ = gpu_adam_step_;
   t->sgd_step_ = gpu_sgd_step_;
+  t->amp_unscale_ = gpu_amp_unscale_;
   t->uniform_ = gpu_uniform_;
   t->normal_ = gpu_normal_;
 }

@@ -251,7 +251,7 @@ __global__ void topk_kernel(T *vals, int64_t *idx, const T *x, int64_t outer, in
 extern "C" int fsvc_gpu_softmax_launch(fsvc_dtype dt, void *y, const void *x, int64_t outer, int64_t r,
                                        int64_t inner, int log) {
   if (outer * inner * r == 0) return 0;
-  FSVC_DISPATCH_FLOAT(dt, FSVC_LAUNCH(softmax_kernel, blocks_for(outer * inner), kThreads, 0, stream())(
+  FSVC_DISPATCH_FLOATING(dt, FSVC_LAUNCH(softmax_kernel, blocks_for(outer * inner), kThreads, 0, stream())(
                               (T *)y, (const T *)x, outer, r, inner, log));
   return fsvc_gpu_check_launch("softmax");
 }
@@ -259,7 +259,7 @@ extern "C" int fsvc_gpu_softmax_launch(fsvc_dtype dt, void *y, const void *x, in
 extern "C" int fsvc_gpu_softmax_backward_launch(fsvc_dtype dt, void *gx, const void *g, const void *y,
                                                 int64_t outer, int64_t r, int64_t inner, int log) {
   if (outer * inner * r == 0) return 0;
-  FSVC_DISPATCH_FLOAT(dt, FSVC_LAUNCH(softmax_backward_kernel, blocks_for(outer * inner), kThreads, 0, stream())(
+  FSVC_DISPATCH_FLOATING(dt, FSVC_LAUNCH(softmax_backward_kernel, blocks_for(outer * inner), kThreads, 0, stream())(
                               (T *)gx, (const T *)g, (const T *)y, outer, r, inner, log));
   return fsvc_gpu_check_launch("softmax backward");
 }
