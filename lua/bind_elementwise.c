@@ -10,7 +10,8 @@
  *   x:add_(y, alpha)  x:mul_(s)                         in place, no autograd, return x
  *
  * A Lua number next to a tensor becomes a 0-d tensor of the tensor's dtype (a non-integer number
- * next to an int64 tensor becomes float32, as in PyTorch), so 2 * x keeps x's dtype.
+ * next to an int64 tensor becomes float32, as in PyTorch; float32 next to float16/bfloat16, where
+ * the result keeps the 16-bit dtype), so 2 * x keeps x's dtype.
  * `where` is a function only: PyTorch's x:where(cond, y) means where(cond, x, y), and a method
  * with the condition first would mislead.
  */

@@ -5,6 +5,7 @@
  *   x:narrow(dim, start, length)             x:slice(dim, start, end_exclusive, step)
  *   x:select(dim, i)                         x:squeeze(dim?)         x:unsqueeze(dim)
  *   x:contiguous()  x:clone()  x:to("float64")  x:float()  x:double()  x:long()
+ *   x:half()  x:bfloat16()                   (the 16-bit dtypes of mixed precision)
  *   fsvc.cat({a, b}, dim)   fsvc.stack({a, b}, dim)   (dim defaults to 0)
  *   x:split(size or {sizes...}, dim) and x:chunk(n, dim) -> a Lua list of tensors
  *   x:flip(dims)  (a dim, a list of dims, or several dims)
@@ -152,6 +153,8 @@ static int cast_to(lua_State *L, fsvc_dtype dt, const char *op) {
 static int l_float(lua_State *L) { return cast_to(L, FSVC_FLOAT32, "float"); }
 static int l_double(lua_State *L) { return cast_to(L, FSVC_FLOAT64, "double"); }
 static int l_long(lua_State *L) { return cast_to(L, FSVC_INT64, "long"); }
+static int l_half(lua_State *L) { return cast_to(L, FSVC_FLOAT16, "half"); }
+static int l_bfloat16(lua_State *L) { return cast_to(L, FSVC_BFLOAT16, "bfloat16"); }
 
 /* ---- cat / stack / split / chunk ----------------------------------------------------------- */
 /* The tensors of the list at idx, borrowed (the list keeps them alive); *n is set. */
@@ -312,6 +315,7 @@ void fsvc_bind_shape(lua_State *L) {
       {"clone", l_clone},         {"to", l_to},
       {"float", l_float},         {"double", l_double},
       {"long", l_long},           {"split", l_split},
+      {"half", l_half},           {"bfloat16", l_bfloat16},
       {"chunk", l_chunk},         {"flip", l_flip},
       {"pad", l_pad},             {"index_select", l_index_select},
       {"gather", l_gather},       {"scatter_add", l_scatter_add},

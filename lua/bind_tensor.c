@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fsvc/device.h"
 #include "fsvc_lua.h"
 
 #define MODULE_KEY "fsvc.module"
@@ -97,6 +98,9 @@ fsvc_tensor *fsvc_lua_check_tensor_or_scalar(lua_State *L, int idx, fsvc_dtype l
   if (lua_type(L, idx) == LUA_TNUMBER) {
     fsvc_dtype dt = like;
     if (dt == FSVC_INT64 && !lua_isinteger(L, idx)) dt = FSVC_FLOAT32;
+    /* next to float16/bfloat16 a number stays float32 (the op still returns the 16-bit dtype,
+     * see fsvc_ew_result_dtype): x * 65536 must not overflow in the scalar, as in PyTorch */
+    if (dt == FSVC_FLOAT16 || dt == FSVC_BFLOAT16) dt = FSVC_FLOAT32;
     fsvc_tensor *s = fsvc_scalar(lua_tonumber(L, idx), dt);
     if (!s) fsvc_lua_error(L);
     return s;
@@ -484,20 +488,20 @@ static int l_zeros_like(lua_State *L) {
   fsvc_tensor *t = fsvc_lua_check_tensor(L, 1, "zeros_like", "input");
   fsvc_dtype dt;
   like_dtype_opt(L, 2, t, &dt);
-  return fsvc_lua_push_tensor(L, fsvc_zeros(t->ndim, t->shape, dt));
+  return fsvc_lua_push_tensor(L, fsvc_zeros_on(t->ndim, t->shape, dt, fsvc_tensor_device(t)));
 }
 static int l_ones_like(lua_State *L) {
   fsvc_tensor *t = fsvc_lua_check_tensor(L, 1, "ones_like", "input");
   fsvc_dtype dt;
   like_dtype_opt(L, 2, t, &dt);
-  return fsvc_lua_push_tensor(L, fsvc_full(t->ndim, t->shape, 1.0, dt));
+  return fsvc_lua_push_tensor(L, fsvc_full_on(t->ndim, t->shape, 1.0, dt, fsvc_tensor_device(t)));
 }
 static int l_full_like(lua_State *L) {
   fsvc_tensor *t = fsvc_lua_check_tensor(L, 1, "full_like", "input");
   double v = fsvc_lua_check_number(L, 2, "full_like", "value");
   fsvc_dtype dt;
   like_dtype_opt(L, 3, t, &dt);
-  return fsvc_lua_push_tensor(L, fsvc_full(t->ndim, t->shape, v, dt));
+  return fsvc_lua_push_tensor(L, fsvc_full_on(t->ndim, t->shape, v, dt, fsvc_tensor_device(t)));
 }
 static int l_randn_like(lua_State *L) {
   fsvc_tensor *t = fsvc_lua_check_tensor(L, 1, "randn_like", "input");
@@ -936,5 +940,6 @@ int luaopen_fsvc_core(lua_State *L) {
   fsvc_bind_checkpoint(L);
   fsvc_bind_extra(L);
   fsvc_bind_cuda(L);
+  fsvc_bind_amp(L);
   return 1;
 }

@@ -8,7 +8,7 @@ local function blocks_of(path)
   return blocks
 end
 
-for _, doc in ipairs({ "docs/API.md", "docs/nn.md", "docs/dsp.md", "docs/modules.md", "docs/hubert.md", "docs/cuda.md" }) do
+for _, doc in ipairs({ "docs/API.md", "docs/nn.md", "docs/dsp.md", "docs/modules.md", "docs/hubert.md", "docs/cuda.md", "docs/amp.md" }) do
   local f = io.open(doc)
   if f then
     f:close()

@@ -38,6 +38,38 @@ function fsvc.enable_grad(fn, ...)
   return table.unpack(results, 2, results.n)
 end
 
+--- fsvc.autocast(opts, fn, ...) runs fn(...) with autocast set and returns its results; the
+--- previous state comes back afterwards, also when fn raises. opts: nil (float16), a dtype
+--- string ("float16", "half", "bfloat16") or {dtype = ..., enabled = true|false}. While autocast
+--- is on, matmul, bmm, linear, conv1d and conv_transpose1d cast their float32 arguments to the
+--- dtype (differentiably: gradients reach float32 weights as float32); see docs/amp.md.
+local autocast_keys = { dtype = true, enabled = true }
+local autocast_dtypes = { float16 = true, half = true, bfloat16 = true }
+function fsvc.autocast(opts, fn, ...)
+  local enabled, dtype = true, nil
+  if type(opts) == "string" then
+    dtype = opts
+  elseif type(opts) == "table" then
+    for k in pairs(opts) do
+      if not autocast_keys[k] then error("autocast: unknown option '" .. tostring(k) .. "'", 2) end
+    end
+    dtype = opts.dtype
+    if opts.enabled ~= nil then enabled = opts.enabled and true or false end
+  elseif opts ~= nil then
+    error("autocast: expected a dtype string or an options table, got " .. type(opts), 2)
+  end
+  if type(fn) ~= "function" then error("autocast: argument #2 must be a function, got " .. type(fn), 2) end
+  if enabled and dtype == nil then dtype = "float16" end
+  if dtype ~= nil and not autocast_dtypes[dtype] then
+    error("autocast: dtype must be float16 or bfloat16, got " .. tostring(dtype), 2)
+  end
+  local prev_enabled, prev_dtype = core.set_autocast(enabled, dtype)
+  local results = table.pack(pcall(fn, ...))
+  core.set_autocast(prev_enabled, prev_dtype)
+  if not results[1] then error(results[2], 0) end
+  return table.unpack(results, 2, results.n)
+end
+
 --- A custom differentiable function written in Lua:
 ---   local Square = fsvc.Function{ name = "square",
 ---     forward = function(ctx, x) ctx:save_for_backward(x); return x * x end,
