@@ -382,27 +382,134 @@ function Module:requires_grad_(flag)
   return self
 end
 
---- to(dtype): converts every floating parameter and buffer in place of the module (the
---- parameters stay parameters, requires_grad is kept). Returns self.
-function Module:to(dtype)
-  if type(dtype) ~= "string" then
-    error(Module.type_name(self) .. ":to expects a dtype name such as \"float64\"", 2)
+-- ---- devices and dtypes ----------------------------------------------------------------------
+local FLOAT_DTYPES = { float32 = true, float64 = true, float16 = true, bfloat16 = true }
+
+local function is_device_name(s)
+  return s == "cpu" or s == "cuda" or (type(s) == "string" and s:match("^cuda:%d+$") ~= nil)
+end
+
+-- "cuda" is the current device, cuda:0 (what x.device reports)
+local function canonical_device(d)
+  if d == "cuda" then return "cuda:0" end
+  return d
+end
+
+-- to(...)'s arguments -> device or nil, dtype or nil; errors name the module and the argument
+local function parse_to_args(self, a, b)
+  local where = Module.type_name(self) .. ":to"
+  local device, dtype
+  local function take(v, pos)
+    if fsvc.is_tensor(v) then -- m:to(other): other's device and (floating) dtype, as PyTorch
+      device = v.device
+      if FLOAT_DTYPES[v.dtype] then dtype = v.dtype end
+    elseif is_device_name(v) then
+      if device then error(string.format("%s: two devices given (%s and %s)", where, device, v), 4) end
+      device = v
+    elseif FLOAT_DTYPES[v] then
+      if dtype then error(string.format("%s: two dtypes given (%s and %s)", where, dtype, v), 4) end
+      dtype = v
+    elseif v == "int64" then
+      error(where .. ": modules convert only to floating dtypes (float32, float64, float16, "
+        .. "bfloat16), got int64", 4)
+    else
+      error(string.format("%s: argument #%d must be a device (\"cpu\", \"cuda\", \"cuda:N\") or a "
+        .. "floating dtype (\"float32\", \"float64\", ...), got %s", where, pos,
+        type(v) == "string" and ("'" .. v .. "'") or type(v)), 4)
+    end
   end
-  for _, m in ipairs(self:modules()) do
-    local params, buffers = rawget(m, "_parameters"), rawget(m, "_buffers")
-    for name, p in oiter(params) do
-      if p.dtype ~= dtype and p.dtype ~= "int64" then
-        local q = fsvc.no_grad(function() return p:to(dtype) end)
-        params.map[name] = Parameter(q, p.requires_grad)
+  if type(a) == "table" and not fsvc.is_tensor(a) then
+    if b ~= nil then error(where .. ": an options table is the only argument", 3) end
+    for k in pairs(a) do
+      if k ~= "device" and k ~= "dtype" then
+        error(string.format("%s: unknown option '%s' (expected device, dtype)", where, tostring(k)), 3)
       end
     end
-    for name, b in oiter(buffers) do
-      if b.dtype ~= dtype and b.dtype ~= "int64" then buffers.map[name] = b:to(dtype) end
+    if a.device == nil and a.dtype == nil then error(where .. ": options need a device or a dtype", 3) end
+    if a.device ~= nil then
+      if not is_device_name(a.device) then
+        error(string.format("%s: device must be \"cpu\", \"cuda\" or \"cuda:N\", got %s", where,
+          tostring(a.device)), 3)
+      end
+      device = a.device
     end
-    if m._convert then m:_convert(dtype) end
+    if a.dtype ~= nil then
+      if not FLOAT_DTYPES[a.dtype] then
+        error(string.format("%s: dtype must be a floating dtype (float32, float64, float16, "
+          .. "bfloat16), got %s", where, tostring(a.dtype)), 3)
+      end
+      dtype = a.dtype
+    end
+  else
+    if a == nil then error(where .. " expects a device, a dtype, or both", 3) end
+    take(a, 1)
+    if b ~= nil then take(b, 2) end
+  end
+  return canonical_device(device), dtype
+end
+
+-- t moved to device and/or cast to dtype (int64 keeps its dtype); t itself when nothing changes
+local function convert_tensor(t, device, dtype)
+  local dt = (dtype and FLOAT_DTYPES[t.dtype]) and dtype or t.dtype
+  local dev = device or t.device
+  if dt == t.dtype and dev == t.device then return t end
+  return fsvc.no_grad(function()
+    if dev ~= t.device then return t:to(dev, dt) end
+    return t:to(dt)
+  end)
+end
+
+--- to(device), to(dtype), to(device, dtype), to{device = ..., dtype = ...}, to(tensor): moves
+--- every parameter and buffer to the device ("cpu", "cuda", "cuda:N") and casts the floating
+--- ones to the dtype (int64 buffers change device, never dtype). A converted parameter is a new
+--- leaf Parameter with the same requires_grad, its .grad converted too; a tensor shared by
+--- several modules stays shared. Everything is converted before anything is replaced, so a
+--- failed move (no CUDA device, out of memory) leaves the module unchanged. Modules with a
+--- `_convert(self, dtype, device)` method are told afterwards. Make the optimiser after moving
+--- the model (its parameter list holds the old tensors), as in PyTorch. Returns self.
+function Module:to(a, b)
+  local device, dtype = parse_to_args(self, a, b)
+  local mods = self:modules()
+  local converted = {} -- old tensor -> new; shared tensors are converted once and stay shared
+  local ok, err = pcall(function()
+    for _, m in ipairs(mods) do
+      for field, is_param in pairs({ _parameters = true, _buffers = false }) do
+        for _, t in oiter(rawget(m, field)) do
+          if not converted[t] then
+            local new = convert_tensor(t, device, dtype)
+            if new ~= t and is_param then
+              new = Parameter(new, t.requires_grad)
+              local g = t.grad
+              if g then new.grad = convert_tensor(g, device, dtype) end
+            end
+            converted[t] = new
+          end
+        end
+      end
+    end
+  end)
+  if not ok then -- the tensor layer's message, without the position inside this file
+    local msg = tostring(err):gsub("^[^\n]-:%d+: ", ""):gsub("^to: ", "")
+    error(Module.type_name(self) .. ":to: " .. msg, 2)
+  end
+  for _, m in ipairs(mods) do
+    for _, field in ipairs({ "_parameters", "_buffers" }) do
+      local d = rawget(m, field)
+      for name, t in oiter(d) do d.map[name] = converted[t] end
+    end
+    if m._convert then m:_convert(dtype, device) end
   end
   return self
 end
+
+--- cuda(i=0): to("cuda:i"); cpu(): to("cpu").
+function Module:cuda(index)
+  if index ~= nil and math.type(index) ~= "integer" then
+    error(Module.type_name(self) .. ":cuda expects a device index (an integer), got " .. type(index), 2)
+  end
+  return self:to("cuda:" .. (index or 0))
+end
+function Module:cpu() return self:to("cpu") end
 
 function Module:double() return self:to("float64") end
 function Module:float() return self:to("float32") end

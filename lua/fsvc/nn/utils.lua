@@ -229,6 +229,15 @@ function utils.spectral_norm(m, opts)
   local handle = m:register_forward_pre_hook(hook)
   state[name] = { handle = handle, dim = dim, eps = eps }
   rawset(m, "_spectral_norm", state)
+  -- m.weight is cached until the next forward: after m:to(...) it follows weight_orig to its new
+  -- device and dtype (Module:to calls _convert) instead of staying on the old one
+  if not m._convert then
+    rawget(m, "_attrs")._convert = function(self)
+      for n in pairs(rawget(self, "_spectral_norm") or {}) do
+        rawget(self, "_attrs")[n] = rawget(self, "_parameters").map[n .. "_orig"]:detach()
+      end
+    end
+  end
   return m
 end
 
@@ -280,6 +289,17 @@ local function param_list(params)
   return params
 end
 
+-- every gradient contiguous, on the same CUDA device, all float32 or all float64: what
+-- fsvc.cuda.clip_grad_norm_ takes (same rule: coef = max_norm / (total + 1e-6) when below 1)
+local function fused_cuda_clip_ok(grads)
+  local first = grads[1]
+  if not (first.is_cuda and (first.dtype == "float32" or first.dtype == "float64")) then return false end
+  for _, g in ipairs(grads) do
+    if g.device ~= first.device or g.dtype ~= first.dtype or not g:is_contiguous() then return false end
+  end
+  return true
+end
+
 --- clip_grad_norm_(params, max_norm, norm_type=2, {error_if_nonfinite=false}): scales every
 --- gradient by min(1, max_norm / (total + 1e-6)) where total is the norm of all gradients taken
 --- together (PyTorch's semantics). Returns the total norm as a number. norm_type may be
@@ -296,6 +316,14 @@ function utils.clip_grad_norm_(params, max_norm, norm_type, opts)
   end
   if #grads == 0 then return 0 end
   local total
+  if norm_type == 2 and fused_cuda_clip_ok(grads) then
+    -- one launch per gradient and one host sync, instead of a sync per gradient for :item()
+    total = fsvc.cuda.clip_grad_norm_(grads, max_norm)
+    if opts.error_if_nonfinite and (total ~= total or total == math.huge) then
+      error("clip_grad_norm_: the total norm of order 2 of the gradients is non-finite", 2)
+    end
+    return total
+  end
   if norm_type == math.huge then
     total = 0
     for _, g in ipairs(grads) do
