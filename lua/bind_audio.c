@@ -5,7 +5,8 @@
  *       resampled (libsoxr) to that rate and sr is returned as given.
  *   fsvc.audio.save(path, x, sr, {format="wav"|"flac" (default: from the extension),
  *                                  subtype="pcm16"|"pcm24"|"float" (default pcm16)})
- *       x is [L] or [C, L], float32 or float64; the write is atomic.
+ *       x is [L] or [C, L], float32 or float64 (a CUDA tensor is copied to the host); the write is
+ *       atomic.
  *   fsvc.audio.info(path) -> {frames=, channels=, sample_rate=, format=, subtype=, duration=}
  */
 #include <math.h>
@@ -14,6 +15,7 @@
 #include <string.h>
 
 #include "fsvc/audio.h"
+#include "fsvc/device.h"
 #include "fsvc_lua.h"
 
 /* Raises the C API's message, which already names the function and the file. */
@@ -91,7 +93,14 @@ static int l_load(lua_State *L) {
 static int l_save(lua_State *L) {
   const char *op = "audio.save";
   const char *path = check_path(L, op);
-  fsvc_tensor *x = fsvc_lua_check_cpu_tensor(L, 2, op, "signal");
+  fsvc_tensor *x = fsvc_lua_check_tensor(L, 2, op, "signal");
+  if (fsvc_tensor_is_cuda(x)) { /* written from a host copy; the stack owns it (errors below) */
+    fsvc_tensor *host = fsvc_to_device_raw(x, fsvc_cpu());
+    if (!host) return fsvc_lua_error(L);
+    fsvc_lua_push_tensor(L, host);
+    lua_replace(L, 2);
+    x = host;
+  }
   double sr = fsvc_lua_check_number(L, 3, op, "sample_rate");
   if (!(sr >= 1) || sr != floor(sr) || sr > 1e7)
     fsvc_lua_raisef(L, "%s: %s: sample rate must be a positive integer, got %g", op, path, sr);

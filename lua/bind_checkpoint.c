@@ -1,12 +1,14 @@
 /* Checkpoints from Lua:
  *   fsvc.load_safetensors(path)                 -> {name = tensor, ...}, {key = "value", ...}
- *   fsvc.save_safetensors(path, tensors, meta?) -- atomic; meta values are strings (numbers ok)
+ *   fsvc.save_safetensors(path, tensors, meta?) -- atomic; meta values are strings (numbers ok);
+ *                                                  CUDA tensors are copied to the host first
  *   fsvc.load_torch(path)                       -> {name = tensor, ...}, {name = scalar, ...}
  *   fsvc.load_checkpoint(path)                  -> either of the above, chosen by content
  * Names of nested torch objects are dotted ("model.ups.0.weight"). None values are left out. */
 #include <string.h>
 
 #include "fsvc/checkpoint.h"
+#include "fsvc/device.h"
 #include "fsvc_lua.h"
 
 #define DICT_BOX_MT "fsvc.checkpoint_dict"
@@ -105,8 +107,13 @@ static int l_save_safetensors(lua_State *L) {
     if (!fsvc_lua_is_tensor(L, -1))
       return luaL_error(L, "%s: %s: '%s' is a %s, not a tensor", op, path, name,
                         luaL_typename(L, -1));
-    fsvc_tensor *t = fsvc_lua_check_cpu_tensor(L, lua_gettop(L), op, name);
-    if (fsvc_tensor_dict_set(b->d, name, t)) return fsvc_lua_error(L);
+    fsvc_tensor *t = fsvc_lua_check_tensor(L, lua_gettop(L), op, name);
+    /* a CUDA tensor is saved from a host copy, as torch.save does (the writer reads host memory) */
+    fsvc_tensor *host = fsvc_tensor_is_cuda(t) ? fsvc_to_device_raw(t, fsvc_cpu()) : fsvc_tensor_retain(t);
+    if (!host) return fsvc_lua_error(L);
+    int rc = fsvc_tensor_dict_set(b->d, name, host);
+    fsvc_tensor_release(host); /* the dict holds its own reference */
+    if (rc) return fsvc_lua_error(L);
     lua_pop(L, 1);
   }
   /* saving nothing is almost always a bug (a wrong table), and never worth clobbering a file */

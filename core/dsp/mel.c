@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fsvc/device.h"
 #include "fsvc/dsp.h"
 #include "fsvc/error.h"
 #include "fsvc/ops.h"
@@ -98,6 +99,7 @@ void fsvc_mel_default_options(fsvc_mel_options *o) {
 }
 
 fsvc_tensor *fsvc_mel_spectrogram(const fsvc_tensor *x, const fsvc_mel_options *o) {
+  FSVC_REFUSE_CUDA(mel_spectrogram, x);
   if (!o) {
     fsvc_set_error("mel_spectrogram: options are NULL");
     return NULL;

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fsvc/device.h"
 #include "fsvc/dsp.h"
 #include "fsvc/error.h"
 #include "fsvc/tensor.h"
@@ -187,6 +188,7 @@ static fsvc_tensor *run(fsvc_oscillator *o, const fsvc_tensor *f0, int flush, fs
 }
 
 fsvc_tensor *fsvc_oscillator_process(fsvc_oscillator *o, const fsvc_tensor *f0_chunk) {
+  FSVC_REFUSE_CUDA(oscillator_process, f0_chunk);
   if (!o) {
     fsvc_set_error("Oscillator:process: oscillator is NULL");
     return NULL;
@@ -222,6 +224,7 @@ static fsvc_tensor *cat_last(const fsvc_tensor *a, const fsvc_tensor *b) {
 fsvc_tensor *fsvc_oscillate_harmonics(const fsvc_tensor *f0, int64_t frame_size,
                                       double sample_rate, int num_harmonics,
                                       double min_frequency, fsvc_tensor **phase_out) {
+  FSVC_REFUSE_CUDA(oscillate_harmonics, f0);
   char sb[64];
   if (!f0 || !f0->storage) {
     fsvc_set_error("oscillate_harmonics: f0 is NULL or freed");

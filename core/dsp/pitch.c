@@ -3,6 +3,7 @@
 #include <math.h>
 #include <stdlib.h>
 
+#include "fsvc/device.h"
 #include "fsvc/dsp.h"
 #include "fsvc/error.h"
 #include "fsvc/ops.h"
@@ -21,6 +22,7 @@ static int check_in(const fsvc_tensor *t, const char *op, int allow_int) {
 }
 
 fsvc_tensor *fsvc_pitch_shift(const fsvc_tensor *f0, double semitones) {
+  FSVC_REFUSE_CUDA(pitch_shift, f0);
   if (check_in(f0, "pitch_shift", 0)) return NULL;
   if (!isfinite(semitones)) {
     fsvc_set_error("pitch_shift: semitones must be a finite number, got %g", semitones);
@@ -34,6 +36,7 @@ fsvc_tensor *fsvc_pitch_shift(const fsvc_tensor *f0, double semitones) {
 }
 
 fsvc_tensor *fsvc_freq2id(const fsvc_tensor *f0) {
+  FSVC_REFUSE_CUDA(freq2id, f0);
   if (check_in(f0, "freq2id", 0)) return NULL;
   const int64_t n = fsvc_numel(f0);
   fsvc_tensor *out = fsvc_empty(f0->ndim, f0->shape, FSVC_INT64);
@@ -55,6 +58,7 @@ fsvc_tensor *fsvc_freq2id(const fsvc_tensor *f0) {
 }
 
 fsvc_tensor *fsvc_id2freq(const fsvc_tensor *ids, fsvc_dtype dt) {
+  FSVC_REFUSE_CUDA(id2freq, ids);
   if (check_in(ids, "id2freq", 1)) return NULL;
   if (dt != FSVC_FLOAT32 && dt != FSVC_FLOAT64) {
     fsvc_set_error("id2freq: dtype must be float32 or float64");
@@ -76,6 +80,7 @@ fsvc_tensor *fsvc_id2freq(const fsvc_tensor *ids, fsvc_dtype dt) {
 }
 
 fsvc_tensor *fsvc_interpolate_f0(const fsvc_tensor *f0, int64_t n_out) {
+  FSVC_REFUSE_CUDA(interpolate_f0, f0);
   char sb[64];
   if (check_in(f0, "interpolate_f0", 0)) return NULL;
   if (f0->ndim < 1 || f0->ndim > 3 || f0->shape[f0->ndim - 1] < 1 || fsvc_numel(f0) < 1) {

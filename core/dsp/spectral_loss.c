@@ -4,6 +4,7 @@
 #include <math.h>
 #include <stdlib.h>
 
+#include "fsvc/device.h"
 #include "fsvc/dsp.h"
 #include "fsvc/error.h"
 #include "fsvc/ops.h"
@@ -83,6 +84,7 @@ static int check_pair(const char *op, const fsvc_tensor *a, const fsvc_tensor *b
 }
 
 fsvc_tensor *fsvc_log_mel_loss(const fsvc_tensor *fake, const fsvc_tensor *real) {
+  FSVC_REFUSE_CUDA(log_mel_loss, fake, real);
   if (check_pair("log_mel_loss", fake, real)) return NULL;
   fsvc_mel_options o;
   fsvc_mel_default_options(&o);
@@ -110,6 +112,7 @@ static fsvc_tensor *stft_mag(const fsvc_tensor *x, int64_t hop) {
 }
 
 fsvc_tensor *fsvc_multiscale_stft_loss(const fsvc_tensor *fake, const fsvc_tensor *real) {
+  FSVC_REFUSE_CUDA(multiscale_stft_loss, fake, real);
   if (check_pair("multiscale_stft_loss", fake, real)) return NULL;
   static const int64_t hops[] = {16, 32, 64, 128, 256, 512};
   const int n_scales = 6;
@@ -141,6 +144,7 @@ fsvc_tensor *fsvc_multiscale_stft_loss(const fsvc_tensor *fake, const fsvc_tenso
 }
 
 fsvc_tensor *fsvc_energy(const fsvc_tensor *x, int64_t frame_size) {
+  FSVC_REFUSE_CUDA(energy, x);
   char sb[64];
   if (!x || !x->storage) {
     fsvc_set_error("energy: input is NULL or freed");

@@ -12,6 +12,7 @@
 
 #include "dsp_internal.h"
 #include "fsvc/autograd.h"
+#include "fsvc/device.h"
 #include "fsvc/dsp.h"
 #include "fsvc/error.h"
 #include "fsvc/ops.h"
@@ -372,6 +373,7 @@ static int stft_backward(fsvc_node *node, const fsvc_tensor *grad_out, fsvc_tens
 }
 
 fsvc_tensor *fsvc_stft(const fsvc_tensor *x, const fsvc_stft_options *o) {
+  FSVC_REFUSE_CUDA(stft, x);
   if (check_live(x, "stft", "input")) return NULL;
   char sb[64];
   if (x->ndim != 1 && x->ndim != 2) {
@@ -579,6 +581,7 @@ static int istft_backward(fsvc_node *node, const fsvc_tensor *grad_out, fsvc_ten
 }
 
 fsvc_tensor *fsvc_istft(const fsvc_tensor *spec, const fsvc_stft_options *o, int64_t length) {
+  FSVC_REFUSE_CUDA(istft, spec);
   if (check_live(spec, "istft", "input")) return NULL;
   char sb[64];
   if ((spec->ndim != 3 && spec->ndim != 4) || spec->shape[spec->ndim - 1] != 2) {
@@ -699,6 +702,7 @@ static int magnitude_backward(fsvc_node *node, const fsvc_tensor *grad_out,
 }
 
 fsvc_tensor *fsvc_magnitude(const fsvc_tensor *spec, double power) {
+  FSVC_REFUSE_CUDA(magnitude, spec);
   if (check_live(spec, "magnitude", "input")) return NULL;
   char sb[64];
   if (spec->ndim < 1 || spec->shape[spec->ndim - 1] != 2) {
@@ -750,6 +754,7 @@ fsvc_tensor *fsvc_magnitude(const fsvc_tensor *spec, double power) {
 
 /* ---- the reference's spectrogram ------------------------------------------------------------ */
 fsvc_tensor *fsvc_spectrogram(const fsvc_tensor *x, int64_t n_fft, int64_t hop) {
+  FSVC_REFUSE_CUDA(spectrogram, x);
   if (n_fft < 2 || hop < 1) {
     fsvc_set_error("spectrogram: n_fft must be >= 2 and hop >= 1, got %lld and %lld",
                    (long long)n_fft, (long long)hop);

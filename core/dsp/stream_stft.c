@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fsvc/device.h"
 #include "fsvc/dsp.h"
 #include "fsvc/error.h"
 #include "fsvc/ops.h"
@@ -180,6 +181,7 @@ static fsvc_tensor *emit(fsvc_stream_stft *s) {
 }
 
 fsvc_tensor *fsvc_stream_stft_process(fsvc_stream_stft *s, const fsvc_tensor *chunk) {
+  FSVC_REFUSE_CUDA(stream_stft_process, chunk);
   char sb[64];
   if (!s) {
     fsvc_set_error("StreamSTFT:process: stream is NULL");

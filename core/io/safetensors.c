@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "fsvc/checkpoint.h"
+#include "fsvc/device.h"
 #include "fsvc/error.h"
 #include "io_internal.h"
 
@@ -633,9 +634,11 @@ int fsvc_safetensors_save(const char *path, const fsvc_tensor_dict *d) {
       fsvc_set_error("%s: %s: tensor '%s' was freed", OP_SAVE, path, es[i].name);
       goto done;
     }
-    if (t->storage->device.type != FSVC_CPU) {
-      fsvc_set_error("%s: %s: tensor '%s' is on the GPU; move it to the CPU first", OP_SAVE, path,
-                     es[i].name);
+    if (fsvc_tensor_is_cuda(t)) { /* the bytes are written from host memory (FSVC_REFUSE_CUDA's
+                                     rule, with the key named); fsvc.save_safetensors copies first */
+      char dev[32];
+      fsvc_set_error("%s: %s: tensor '%s' is on %s; copy it to the host first (x:cpu())", OP_SAVE,
+                     path, es[i].name, fsvc_device_str(t->storage->device, dev, sizeof dev));
       goto done;
     }
     if (!st_code_of(t->dtype)) {

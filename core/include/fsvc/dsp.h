@@ -10,6 +10,10 @@
  * "magnitude". Everything built from them (spectrogram, mel_spectrogram, the losses, energy) is a
  * composition of differentiable ops. Not differentiable: windows, filterbanks, oscillators, pitch
  * helpers (they take no gradient-carrying inputs in FasterSVC).
+ *
+ * Host only for now: each function that takes tensors starts with FSVC_REFUSE_CUDA (fsvc/device.h),
+ * so a CUDA tensor fails with "stft: CUDA tensors are not supported yet (move them with :cpu())"
+ * instead of having its device pointer read as host memory.
  */
 #ifndef FSVC_DSP_H
 #define FSVC_DSP_H
