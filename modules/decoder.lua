@@ -72,7 +72,10 @@ end
 function Decoder:generate_source(p)
   local h = fsvc.dsp.oscillate_harmonics(p, self.frame_size, self.sample_rate, self.num_harmonics,
     { min_frequency = self.config.min_frequency })
+  -- drawn from the CPU generator whatever the device, so a seed gives the same source on every
+  -- device; then moved next to the harmonics
   local noise = fsvc.randn({ p.shape[1], 1, h.shape[3] }, { dtype = h.dtype })
+  if h.device ~= noise.device then noise = noise:to(h.device) end
   return fsvc.cat({ h, noise }, 1)
 end
 

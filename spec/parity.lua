@@ -1,7 +1,8 @@
 -- Parity runner: fsvc against the reference fixtures (golden data computed by the original
 -- PyTorch modules).
 --
---   build/fsvc spec/parity.lua [DIR] [NAME...]     (DIR defaults to ../shared/reference/fixtures)
+--   build/fsvc spec/parity.lua [DIR] [NAME...] [--device cuda|cuda:N] [--tf32]
+--                                                  (DIR defaults to ../shared/reference/fixtures)
 --
 -- For every DIR/*.safetensors (or only the NAMEs given): build the case from the metadata
 -- ("module" / "function" / "loss" / "optimizer" + config), load the parameters ("param.*"), feed
@@ -13,11 +14,23 @@
 --
 -- Tolerances (relative to the largest reference magnitude of each tensor): 1e-4 on outputs, 1e-3
 -- on gradients, except where a case states a looser bound and says why.
+--
+-- --device cuda: every fixture runs twice, on the CPU and with the module's parameters, the inputs
+-- and the cotangents moved to the device (Module:to, x:to). The device's outputs and gradients,
+-- copied to the host, must meet the same tolerances against the reference AND agree with the
+-- CPU run within DEVICE_TOL (float32: 1e-5 relative; with --tf32, TF32 matmuls: 1e-3), or a
+-- case's own looser bound; with --tf32 no bound is below 1e-3 (TF32's rounding of matmul inputs
+-- compounds over a network: on the CPU emulation whole-network gradients move by up to a few
+-- percent, so expect failures there). The line adds "vs-cpu abs=.. rel=..". core/dsp reads host memory, so
+-- DSP calls on device tensors go through the host (spec/helpers/device.lua); the DSP-only
+-- fixtures (energy, spectrogram, oscillate_harmonics) then check only that round trip. Without a
+-- usable device: "SKIP: no CUDA device (...)" and exit status 0.
 -- A case is a function in the `builders` table (keyed by the fixture's file name, with a fallback
 -- on its "module" metadata), so adding a fixture is a few lines.
 local fsvc = require "fsvc"
 
 local OUT_TOL, GRAD_TOL = 1e-4, 1e-3
+local DEVICE_TOL, TF32_TOL = 1e-5, 1e-3
 
 -- ---- a small JSON decoder for the metadata (objects -> tables, arrays -> lists, null -> nil) --
 local function json_decode(s)
@@ -94,7 +107,9 @@ end
 -- { abs = max |a - b|, ref = max |b|, rel = abs / ref } of two tensors (float64 arithmetic)
 local function compare(actual, expected, opts)
   opts = opts or {}
-  local a, b = actual:detach():to("float64"), expected:to("float64")
+  actual = actual:detach()
+  if actual.is_cuda then actual = actual:cpu() end -- compared on the host
+  local a, b = actual:to("float64"), expected:to("float64")
   if #a.shape ~= #b.shape then
     -- tolerate squeezed/unsqueezed singleton dims (e.g. a scalar loss vs [1])
     if a:numel() == b:numel() then a = a:reshape(b.shape) else
@@ -280,14 +295,14 @@ end
 -- AdamW + clip_grad_norm_: not a forward/backward case; compares the state after every step.
 builders.optim_adamw = function(t, meta)
   local optim = fsvc.optim
-  return { custom = function()
-    local p = fsvc.nn.Parameter(t["input.param"]:clone())
+  return { custom = function(to_dev)
+    local p = fsvc.nn.Parameter(to_dev(t["input.param"]:clone()))
     local opt = optim.AdamW({ p }, { lr = meta.lr, betas = meta.betas, eps = meta.eps,
       weight_decay = meta.weight_decay })
     local results = {}
     local i = 0
     while t["input.grad" .. i] do
-      p.grad = t["input.grad" .. i]:clone()
+      p.grad = to_dev(t["input.grad" .. i]:clone())
       local total = fsvc.nn.utils.clip_grad_norm_({ p }, 1.0)
       results["clipped_grad" .. i] = p.grad:clone()
       results["total_norm" .. i] = fsvc.tensor({ total }, { dtype = "float32" })
@@ -326,7 +341,11 @@ local function fmt(c)
   return string.format("abs=%.2e rel=%.2e", c.abs, c.rel)
 end
 
-local function run_fixture(path, name)
+-- Runs one fixture on `device` (nil: the CPU). Returns pass, the report line, and the results
+-- { [output/grad key] = tensor } (for the device run's comparison with the CPU run).
+local function run_fixture(path, name, device, min_tol)
+  local to_dev = function(x) return x end
+  if device and device ~= "cpu" then to_dev = function(x) return x:to(device) end end
   local t, raw = fsvc.load_safetensors(path)
   local meta = { _raw = raw or {} }
   for k, v in pairs(raw or {}) do meta[k] = meta_value(v) end
@@ -338,13 +357,16 @@ local function run_fixture(path, name)
     return false, "building the case failed: " .. tostring(case)
   end
   local tol, gtol = case.tol or OUT_TOL, case.grad_tol or GRAD_TOL
+  tol, gtol = math.max(tol, min_tol or 0), math.max(gtol, min_tol or 0)
   local out_worst, grad_worst
+  local results = {}
 
   if case.custom then
-    local res = case.custom()
+    local res = case.custom(to_dev)
     for _, key in ipairs(sorted_keys(t, "output.")) do
       local got = res[key:sub(8)]
       if not got then return false, "no result for " .. key end
+      results[key] = got
       out_worst = merge(out_worst, compare(got, t[key]), key)
     end
   else
@@ -354,6 +376,10 @@ local function run_fixture(path, name)
       for _, k in ipairs(sorted_keys(t, "param.")) do sd[k:sub(7)] = t[k] end
       local okl, err = pcall(function() m:load_state_dict(sd) end)
       if not okl then return false, "load_state_dict: " .. tostring(err):match("[^\n]*") end
+      if device and device ~= "cpu" then
+        local okm, errm = pcall(function() m:to(device) end)
+        if not okm then return false, "to(" .. device .. "): " .. tostring(errm):match("[^\n]*") end
+      end
       m:train(meta.mode ~= "eval")
       m:zero_grad()
     end
@@ -361,7 +387,9 @@ local function run_fixture(path, name)
     for i, iname in ipairs(case.inputs) do
       local x = t["input." .. iname]
       if not x then return false, "missing input." .. iname end
-      if t["grad.input." .. iname] then x = x:clone():requires_grad_(true) end
+      if t["grad.input." .. iname] then x = x:clone() end
+      x = to_dev(x)
+      if t["grad.input." .. iname] then x:requires_grad_(true) end
       args[i] = x
     end
     local okr, outs = pcall(case.run, table.unpack(args, 1, #case.inputs))
@@ -376,6 +404,7 @@ local function run_fixture(path, name)
       local got = named[key:sub(8)]
       if not got then return false, "no output for " .. key end
       local c = compare(got, t[key], { circular = case.circular and case.circular[key:sub(8)] })
+      results[key] = got
       out_worst = merge(out_worst, c, key)
     end
     -- backward
@@ -388,7 +417,7 @@ local function run_fixture(path, name)
         for _, ck in ipairs(cots) do
           local o = named[ck:sub(11)]
           if not o then return false, "no output for " .. ck end
-          local term = (o * t[ck]):sum()
+          local term = (o * to_dev(t[ck])):sum()
           total = total and total + term or term
         end
       else
@@ -416,6 +445,7 @@ local function run_fixture(path, name)
           if not idx then return false, "no input " .. tostring(iname) end
           got = args[idx].grad or fsvc.zeros_like(args[idx])
         end
+        results[gk] = got
         grad_worst = merge(grad_worst, compare(got, t[gk]), gk)
       end
     end
@@ -427,14 +457,79 @@ local function run_fixture(path, name)
     local worst = (out_worst and out_worst.rel > tol) and out_worst or grad_worst
     if worst then line = line .. "  worst: " .. tostring(worst.name) .. (worst.why and (" (" .. worst.why .. ")") or "") end
   end
-  return pass, line
+  -- a case's own looser bounds (error amplification) apply to the device-vs-CPU comparison too
+  return pass, line, results, { out = case.tol, grad = case.grad_tol }
+end
+
+-- The fixture on the CPU and on `device`: the device run must pass against the reference and
+-- agree with the CPU run (DEVICE_TOL or the case's looser bound).
+local function run_fixture_on_device(path, name, device, tf32)
+  local cpu_pass, _, cpu_res = run_fixture(path, name)
+  if not cpu_pass or not cpu_res then return false, "fails on the CPU already (run without --device)" end
+  local pass, line, res, case_tol = run_fixture(path, name, device, tf32 and TF32_TOL or nil)
+  if not res then return false, line end
+  local base = tf32 and TF32_TOL or DEVICE_TOL
+  local worst, worst_tol = nil, base
+  for key, got in pairs(res) do
+    local want = cpu_res[key]
+    if want then
+      local c = compare(got, fsvc.no_grad(function() return want:detach() end))
+      local bound = math.max(base, (key:match("^grad%.") and case_tol.grad or case_tol.out) or 0)
+      if not worst or c.rel / bound > worst.rel / worst_tol then
+        worst, worst_tol = { abs = c.abs, rel = c.rel, name = key, why = c.why }, bound
+      end
+    end
+  end
+  local agree = worst == nil or worst.rel <= worst_tol
+  line = line .. string.format("  vs-cpu %s", fmt(worst))
+  if not agree then
+    line = line .. string.format("  vs-cpu worst: %s > %.0e", tostring(worst.name), worst_tol)
+  end
+  return pass and agree, line
 end
 
 -- ---- main ------------------------------------------------------------------------------------
 local function main(argv)
-  local dir = argv[1] or "../shared/reference/fixtures"
+  local positional, device, tf32 = {}, nil, false
+  local i = 1
+  while argv[i] do
+    local a = argv[i]
+    if a == "--device" or a == "-d" then
+      device = argv[i + 1]
+      i = i + 1
+      if device == nil then
+        io.stderr:write("parity: --device needs a value (cuda or cuda:N)\n")
+        return 2
+      end
+    elseif a == "--tf32" then tf32 = true
+    elseif a:sub(1, 1) == "-" then
+      io.stderr:write("parity: unknown option " .. a .. " (expected --device cuda|cuda:N, --tf32)\n")
+      return 2
+    else positional[#positional + 1] = a end
+    i = i + 1
+  end
+  local D
+  if device then
+    D = dofile("spec/helpers/device.lua")
+    local canonical, err = D.parse(device)
+    if not canonical then
+      io.stderr:write("parity: " .. err .. "\n")
+      return 2
+    end
+    device = canonical
+    if device == "cpu" then device = nil end
+  end
+  if device then
+    local why = D.unavailable(device)
+    if why then
+      print("SKIP: no CUDA device (" .. why .. ")")
+      return 0
+    end
+    if tf32 then fsvc.cuda.set_allow_tf32(true) end
+  end
+  local dir = positional[1] or "../shared/reference/fixtures"
   local only = {}
-  for i = 2, #argv do only[argv[i]] = true end
+  for k = 2, #positional do only[positional[k]] = true end
   local files = {}
   local p = io.popen('ls -1 "' .. dir .. '" 2>/dev/null')
   for f in p:lines() do
@@ -447,22 +542,32 @@ local function main(argv)
     io.stderr:write("parity: no *.safetensors in " .. dir .. "\n")
     return 1
   end
+  local restore_dsp = device and D.install_host_dsp() or nil
   local passed, failed = 0, 0
   for _, name in ipairs(files) do
     local t0 = fsvc.time()
-    local ok, pass, line = pcall(run_fixture, dir .. "/" .. name .. ".safetensors", name)
+    local path = dir .. "/" .. name .. ".safetensors"
+    local ok, pass, line
+    if device then
+      ok, pass, line = pcall(run_fixture_on_device, path, name, device, tf32)
+    else
+      ok, pass, line = pcall(run_fixture, path, name)
+    end
     if not ok then pass, line = false, "error: " .. tostring(pass):match("[^\n]*") end
     if pass then passed = passed + 1 else failed = failed + 1 end
     print(string.format("%-36s %s  %s  (%.2fs)", name, pass and "PASS" or "FAIL", line, fsvc.time() - t0))
     collectgarbage()
   end
-  print(string.format("%d passed, %d failed", passed, failed))
+  if restore_dsp then restore_dsp() end
+  print(string.format("%d passed, %d failed%s", passed, failed,
+    device and string.format(" (on %s%s)", device, tf32 and ", TF32" or "") or ""))
   return failed == 0 and 0 or 1
 end
 
 -- usable as a library (spec/modules_spec.lua runs it) and as a script
 if ... == "spec.parity" then
-  return { run_fixture = run_fixture, json_decode = json_decode, builders = builders,
+  return { run_fixture = run_fixture, run_fixture_on_device = run_fixture_on_device,
+    json_decode = json_decode, builders = builders,
     module_builders = module_builders, main = main }
 end
 os.exit(main(arg or {}))
