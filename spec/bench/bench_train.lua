@@ -1,0 +1,349 @@
+-- Training and inference steps of the DEFAULT FasterSVC networks (modules/, docs/modules.md) on one
+-- device, against the PyTorch anchor measured on one H200 (FASTERSVC.md "Sizes and cost") and the
+-- goal of issue 5. It prints figures and asserts nothing.
+--
+--   build/fsvc spec/bench/bench_train.lua [-d cpu|cuda|cuda:N] [--batch N] [--seconds S]
+--                                         [--reps N] [--warmup N] [--quick] [--host-dsp] [--tf32]
+--                                         [--only a,b,...] [--step-budget S]
+--
+-- Steps (what a step computes is FASTERSVC.md's "Training (train_dec / train_pe)" and "Inference"):
+--   decoder+logmel  CE.encode (frozen) -> self-kNN (k 4, cos) -> synthesize(z, f0, energy) ->
+--                   log-mel L1 -> backward -> clip_grad_norm 1.0 -> AdamW (lr 1e-4, betas .8/.99)
+--   +discriminator  the same generator step with 2.5 * log-mel + LSGAN on the centre 10 000
+--                   samples, then the discriminator's LSGAN step (D(real)^2 + (D(fake)-1)^2,
+--                   clip, AdamW); the default discriminator (MSD scales 1, 2, 3; no MPD periods)
+--   pitch-estimator augmentation (gain, noise, the rolled batch as background) -> logits ->
+--                   weighted cross-entropy -> backward -> AdamW (lr 1e-4)
+--   convert 10s     Convertor:convert of 10 s against a 10 s target (file I/O excluded), batch 1
+--   streaming step  modules/ has no streaming entry yet: Convertor:convert of a 4 x 1920-sample
+--                   buffer (the new chunk included) plus the linear crossfade of one chunk
+-- Defaults: batch 16 of 1 s clips at 24 kHz (the reference's), 10 timed repetitions after 2
+-- warm-up ones (3 on the CPU); the time is the median. No new repetition starts once a step has
+-- used --step-budget seconds (20; the warm-up included), so a slow device still finishes; the
+-- "runs" column says how many were timed. Rows are printed as their steps finish. --quick: batch 1 of 0.1 s clips, no
+-- warm-up, one timed repetition, the convert step on 1 s: a check that every step runs (about
+-- 40 s on a 2-core CPU, most of it the 91 M-parameter discriminator), not a measurement.
+--
+-- On CUDA: fsvc.cuda.synchronize() around each timed repetition; core/dsp reads host memory, so
+-- the log-mel loss and the encoders' spectrogram run as device ops (an STFT as a conv1d with a
+-- windowed DFT basis, spec/helpers/device.lua, equal to fsvc.dsp to float rounding) and the other
+-- DSP calls (energy, the harmonic oscillator) make a host round trip; --host-dsp sends every DSP
+-- call through the host. The table's last column says which DSP calls went through the host.
+local D = dofile("spec/helpers/device.lua")
+local PitchEstimator = require "modules.pitch_estimator"
+local ContentEncoder = require "modules.content_encoder"
+local Decoder = require "modules.decoder"
+local Discriminator = require "modules.discriminator"
+local Convertor = require "modules.convertor"
+local losses = require "modules.losses"
+local knn = require "modules.knn"
+
+local USAGE = "usage: build/fsvc spec/bench/bench_train.lua [-d cpu|cuda|cuda:N] [--batch N] "
+  .. "[--seconds S] [--reps N] [--warmup N] [--quick] [--host-dsp] [--tf32] [--only a,b,...] "
+  .. "[--step-budget S]"
+
+-- ---- options -------------------------------------------------------------------------------
+local opts = { device = "cpu" }
+do
+  local argv, i = arg or {}, 1
+  local function value(name)
+    local v = argv[i + 1]
+    if v == nil then io.stderr:write("bench_train: " .. name .. " needs a value\n" .. USAGE .. "\n") os.exit(2) end
+    i = i + 1
+    return v
+  end
+  local function number(name)
+    local v = tonumber(value(name))
+    if not v or v <= 0 then io.stderr:write("bench_train: " .. name .. " must be a positive number\n") os.exit(2) end
+    return v
+  end
+  while argv[i] do
+    local a = argv[i]
+    if a == "-d" or a == "--device" then opts.device = value(a)
+    elseif a == "--batch" then
+      opts.batch = math.tointeger(number(a))
+      if not opts.batch then io.stderr:write("bench_train: --batch must be an integer\n") os.exit(2) end
+    elseif a == "--seconds" then opts.seconds = number(a)
+    elseif a == "--reps" then
+      opts.reps = math.tointeger(number(a))
+      if not opts.reps then io.stderr:write("bench_train: --reps must be an integer\n") os.exit(2) end
+    elseif a == "--warmup" then
+      opts.warmup = math.tointeger(tonumber(value(a)))
+      if not opts.warmup or opts.warmup < 0 then io.stderr:write("bench_train: --warmup must be an integer >= 0\n") os.exit(2) end
+    elseif a == "--quick" then opts.quick = true
+    elseif a == "--host-dsp" then opts.host_dsp = true
+    elseif a == "--tf32" then opts.tf32 = true
+    elseif a == "--only" then opts.only = value(a)
+    elseif a == "--step-budget" then opts.step_budget = number(a)
+    elseif a == "-h" or a == "--help" then print(USAGE) os.exit(0)
+    else io.stderr:write("bench_train: unknown argument '" .. tostring(a) .. "'\n" .. USAGE .. "\n") os.exit(2) end
+    i = i + 1
+  end
+end
+
+local device, err = D.parse(opts.device)
+if not device then io.stderr:write("bench_train: " .. err .. "\n") os.exit(2) end
+local why = D.unavailable(device)
+if why then
+  print("SKIP: no CUDA device (" .. why .. ")")
+  os.exit(0)
+end
+local cuda = device ~= "cpu"
+local quick = opts.quick
+local SR, FRAME = 24000, 480
+local batch = opts.batch or (quick and 1 or 16)
+local seconds = opts.seconds or (quick and 0.1 or 1)
+local L = math.max(FRAME, math.floor(seconds * SR / FRAME + 0.5) * FRAME)
+local T = L // FRAME
+local warmup = opts.warmup or (quick and 0 or 2)
+local reps = opts.reps or (quick and 1 or (cuda and 10 or 3))
+local convert_seconds = quick and 1 or 10
+local step_budget = opts.step_budget or 20
+local only
+local STEPS = { decoder = true, discriminator = true, pitch = true, convert = true, stream = true }
+if opts.only then
+  only = {}
+  for name in opts.only:gmatch("[^,]+") do
+    if not STEPS[name] then
+      io.stderr:write("bench_train: --only: unknown step '" .. name
+        .. "' (expected decoder, discriminator, pitch, convert, stream)\n")
+      os.exit(2)
+    end
+    only[name] = true
+  end
+end
+if cuda and opts.tf32 then fsvc.cuda.set_allow_tf32(true) end
+
+local restore_dsp, host_calls = D.install_host_dsp()
+if cuda and not opts.host_dsp then
+  -- the two STFT users of the training loop run as device ops instead of host round trips
+  local host_spectrogram, host_log_mel = fsvc.dsp.spectrogram, fsvc.dsp.log_mel_loss
+  fsvc.dsp.spectrogram = function(x, n_fft, hop)
+    if x.is_cuda then return D.spectrogram(x, n_fft or 1920, hop or 480) end
+    return host_spectrogram(x, n_fft, hop)
+  end
+  fsvc.dsp.log_mel_loss = function(a, b)
+    if a.is_cuda then return D.log_mel_loss(a, b) end
+    return host_log_mel(a, b)
+  end
+end
+
+local function sync() if cuda then fsvc.cuda.synchronize() end end
+
+local function median(xs)
+  table.sort(xs)
+  local n = #xs
+  if n % 2 == 1 then return xs[(n + 1) // 2] end
+  return (xs[n // 2] + xs[n // 2 + 1]) / 2
+end
+
+-- ms per call: the median of up to `reps` timed calls after `warmup` calls; no new call starts
+-- once the step has used `step_budget` seconds (at least one is timed). Also returns the number
+-- of timed calls and which DSP calls went through the host.
+local function time_step(fn)
+  local started = fsvc.time()
+  for _ = 1, warmup do fn(); collectgarbage() end
+  sync()
+  for k in pairs(host_calls) do host_calls[k] = nil end
+  local times = {}
+  for _ = 1, reps do
+    if #times > 0 and fsvc.time() - started > step_budget then break end
+    collectgarbage()
+    sync()
+    local t0 = fsvc.time()
+    fn()
+    sync()
+    times[#times + 1] = (fsvc.time() - t0) * 1e3
+  end
+  local via = {}
+  for k in pairs(host_calls) do via[#via + 1] = k end
+  table.sort(via)
+  return median(times), #times, via
+end
+
+local function to_dev(t) return cuda and t:to(device) or t end
+
+-- a voiced-like test signal: a few harmonics of a gliding f0 plus noise, peak ~0.5, [B, n]
+local function test_wave(b, n)
+  local t = fsvc.arange(n, { dtype = "float32" }):view(1, n) / SR
+  local f = (fsvc.arange(b, { dtype = "float32" }):view(b, 1) * 15 + 150)
+  local phase = t * f * (2 * math.pi)
+  local w = phase:sin() * 0.3 + (phase * 2):sin() * 0.1 + (phase * 3):sin() * 0.05
+  return w + fsvc.randn({ b, n }) * 0.01
+end
+
+-- ---- the table, one row printed as soon as its step is measured --------------------------------
+local device_name = cuda and fsvc.cuda.get_device_name(tonumber(device:match("%d+$"))) or
+    string.format("%d threads", fsvc.get_num_threads())
+print(string.format("device: %s (%s)  batch %d x %.2f s (%d samples)  median of up to %d timed runs "
+  .. "after %d warm-up, at most %gs per step%s", device, device_name, batch, L / SR, L, reps, warmup,
+  step_budget, (cuda and opts.tf32) and ", TF32 on" or ""))
+print(string.format("%-20s %10s %12s %8s %5s  %s", "step", "ms", "anchor H200", "goal", "runs",
+  "DSP via host / note"))
+io.stdout:flush()
+local function fmt(v)
+  if type(v) == "number" then return string.format("%.1f", v) end
+  return tostring(v)
+end
+
+fsvc.manual_seed(0)
+if cuda then fsvc.cuda.manual_seed(0) end
+local results = {}
+local function run(key, label, anchor, goal, build)
+  if only and not only[key] then return end
+  local ok, step = pcall(build)
+  local ms, n, via, note
+  if ok then
+    local okt, a, b, c = pcall(time_step, step)
+    if okt then ms, n, via = a, b, c else note = tostring(a):match("[^\n]*") end
+  else
+    note = tostring(step):match("[^\n]*")
+  end
+  results[#results + 1] = { key = key, ms = ms, note = note }
+  local tail = note and ("FAILED: " .. note) or (#via > 0 and table.concat(via, ",") or "-")
+  print(string.format("%-20s %10s %12s %8s %5s  %s", label, ms and string.format("%.1f", ms) or "-",
+    fmt(anchor), fmt(goal), n or "-", tail))
+  io.stdout:flush()
+  collectgarbage()
+  collectgarbage()
+end
+
+local AdamW = fsvc.optim.AdamW
+local clip = fsvc.nn.utils.clip_grad_norm_
+
+-- ---- (a) decoder with the log-mel loss ---------------------------------------------------------
+local function decoder_setup()
+  local ce = ContentEncoder {}
+  ce:eval():requires_grad_(false)
+  local dec = Decoder {}
+  ce:to(device)
+  dec:to(device)
+  local opt = AdamW(dec:parameters(), { lr = 1e-4, betas = { 0.8, 0.99 } })
+  local wave = to_dev(test_wave(batch, L))
+  local f0 = to_dev((fsvc.rand({ batch, 1, T }) * 200 + 100))
+  return ce, dec, opt, wave, f0
+end
+
+local function generator_forward(ce, dec, wave, f0)
+  local z = fsvc.no_grad(function()
+    local enc = ce:encode(wave)
+    return knn.match_features(enc, enc, { k = 4, alpha = 0, metric = "cos" })
+  end)
+  local e = fsvc.dsp.energy(wave, FRAME)
+  return dec:synthesize(z, f0, e)
+end
+
+run("decoder", "decoder + log-mel", 35.9, 18, function()
+  local ce, dec, opt, wave, f0 = decoder_setup()
+  return function()
+    opt:zero_grad()
+    local fake = generator_forward(ce, dec, wave, f0)
+    local loss = losses.log_mel(fake, wave)
+    loss:backward()
+    clip(dec:parameters(), 1.0)
+    opt:step()
+  end
+end)
+
+-- ---- (b) + the discriminator ------------------------------------------------------------------
+run("discriminator", "+ discriminator", 146.6, 75, function()
+  local ce, dec, opt_g, wave, f0 = decoder_setup()
+  local disc = Discriminator {}
+  disc:to(device)
+  local opt_d = AdamW(disc:parameters(), { lr = 1e-4, betas = { 0.8, 0.99 } })
+  local n = math.min(10000, L)
+  local start = (L - n) // 2
+  return function()
+    opt_g:zero_grad()
+    local fake = generator_forward(ce, dec, wave, f0)
+    local fake_c, real_c = fake:narrow(1, start, n), wave:narrow(1, start, n)
+    local loss_g = losses.log_mel(fake, wave) * 2.5 + losses.generator_adversarial((disc(fake_c)))
+    loss_g:backward()
+    clip(dec:parameters(), 1.0)
+    opt_g:step()
+    opt_d:zero_grad()
+    local real_logits = disc(real_c)
+    local fake_logits = disc(fake_c:detach())
+    local loss_d = losses.discriminator_adversarial(real_logits, fake_logits)
+    loss_d:backward()
+    clip(disc:parameters(), 1.0)
+    opt_d:step()
+  end
+end)
+
+-- ---- (c) pitch estimator ----------------------------------------------------------------------
+run("pitch", "pitch estimator", 7.8, 4, function()
+  local pe = PitchEstimator {}
+  pe:to(device)
+  local opt = AdamW(pe:parameters(), { lr = 1e-4 })
+  local weight = to_dev(losses.pitch_class_weights(pe.output_channels))
+  local wave = to_dev(test_wave(batch, L))
+  local labels = to_dev(fsvc.randint(0, pe.output_channels, { batch, T }))
+  return function()
+    opt:zero_grad()
+    local x = fsvc.no_grad(function()
+      local gain = to_dev(fsvc.rand({ batch, 1 }) * 2)
+      local noise_gain = to_dev(fsvc.rand({ batch, 1 }))
+      local bg_gain = to_dev(fsvc.rand({ batch, 1 }) * 0.5)
+      local rolled = batch > 1 and fsvc.cat({ wave:narrow(0, 1, batch - 1), wave:narrow(0, 0, 1) }, 0) or wave
+      local noise = fsvc.randn({ batch, L })
+      return wave * gain + to_dev(noise) * noise_gain + rolled * bg_gain
+    end)
+    local loss = losses.cross_entropy(pe:logits(x), labels, weight)
+    loss:backward()
+    opt:step()
+  end
+end)
+
+-- ---- (d) convert and (e) streaming ------------------------------------------------------------
+local function convertor()
+  local pe, ce, dec = PitchEstimator {}, ContentEncoder {}, Decoder {}
+  for _, m in ipairs({ pe, ce, dec }) do m:eval():to(device) end
+  local cv = Convertor.new { pitch_estimator = pe, content_encoder = ce, decoder = dec }
+  local target = cv:encode_target(to_dev(test_wave(1, 10 * SR)))
+  return cv, target
+end
+
+run("convert", string.format("convert %gs", convert_seconds), quick and "-" or 11.9, "-", function()
+  local cv, target = convertor()
+  local wave = to_dev(test_wave(1, convert_seconds * SR))
+  return function() cv:convert(wave, target) end
+end)
+
+run("stream", "streaming step", 12.1, 1, function()
+  local cv, target = convertor()
+  local chunk, nbuf = 1920, 4
+  local buffer = to_dev(test_wave(1, chunk * nbuf))
+  local fade_in = to_dev(fsvc.arange(chunk, { dtype = "float32" }):view(1, chunk) / chunk)
+  local prev_tail = to_dev(fsvc.zeros({ 1, chunk }))
+  return function()
+    local y = cv:convert(buffer, target)
+    -- emit the chunk before the newest, faded with the previous step's overlapping chunk
+    local cur = y:narrow(1, (nbuf - 2) * chunk, chunk)
+    local out = cur * fade_in + prev_tail * (1 - fade_in)
+    prev_tail = y:narrow(1, (nbuf - 1) * chunk, chunk)
+    return out
+  end
+end)
+
+restore_dsp()
+
+-- ---- the rest of the report -------------------------------------------------------------------
+if quick or batch ~= 16 or L ~= SR then
+  print("note: the anchors are for batch 16 of 1 s clips (convert: 10 s); this run used other sizes")
+end
+if cuda then
+  local s = fsvc.cuda.memory_stats()
+  print(string.format("memory_stats: allocated %.1f MB, reserved %.1f MB, peak %.1f MB, %d cudaMalloc, "
+    .. "%d allocations, %d cache hits", s.allocated / 2 ^ 20, s.reserved / 2 ^ 20, s.peak_allocated / 2 ^ 20,
+    s.num_cuda_malloc, s.num_alloc, s.num_cache_hits))
+end
+-- one line for logs and scripts (spec/gpu/device_check.sh puts it in its summary)
+local parts = {}
+for _, r in ipairs(results) do
+  parts[#parts + 1] = string.format("%s=%s", r.key, r.ms and string.format("%.1f", r.ms) or "FAILED")
+end
+print(string.format("summary: %s ms (%s, batch %d)", table.concat(parts, " "), device, batch))
+local failed = 0
+for _, r in ipairs(results) do if r.note then failed = failed + 1 end end
+os.exit(failed == 0 and 0 or 1)
