@@ -157,7 +157,12 @@ fsvc_tensor *fsvc_empty_on(int ndim, const int64_t *shape, fsvc_dtype dt, fsvc_d
   if (!t) return NULL;
   size_t nbytes = (size_t)fsvc_numel(t) * fsvc_dtype_size(dt);
   void *p = b->alloc(d.index, nbytes);
-  if (!p) { fsvc_tensor_release(t); return NULL; }
+  if (!p) { /* out of device memory: the header must not free the dummy as if it were host memory */
+    t->storage->data = NULL;
+    t->storage->nbytes = 0;
+    fsvc_tensor_release(t);
+    return NULL;
+  }
   atomic_fetch_add(&device_bytes_total, (int64_t)nbytes);
   t->storage->data = p;
   t->storage->nbytes = nbytes;

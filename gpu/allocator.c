@@ -6,7 +6,13 @@
  * Size classes: 512-byte multiples below 1 MiB, then four steps per power of two (at most 25%
  * waste). A block freed by a tensor goes back to the list of the stream it was allocated on;
  * kernels are stream-ordered, so reuse on the same stream needs no event. When cudaMalloc fails,
- * every cached block is released and the call retried once. */
+ * every cached block is released and the call retried once.
+ *
+ * CUDA graphs (gpu/graph.c): while a graph is captured no cudaMalloc may happen, and the memory the
+ * captured kernels use must stay theirs for every replay. So during a capture allocations come only
+ * from the cache (the graph's warm-up run filled it), and every block handed out then joins the
+ * graph's pool: freed or not, it is never given to anything outside the graph until the graph is
+ * destroyed (fsvc_gpu_pool_release). */
 #include <cuda_runtime.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -19,6 +25,7 @@ typedef struct block {
   size_t size;
   int device;
   void *stream;
+  int pool; /* 0: general; else the CUDA graph that owns it */
   struct block *next;
 } block;
 
@@ -31,6 +38,7 @@ static block *live[LIVE_BUCKETS];
 static block *free_lists[FREE_BUCKETS];
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static fsvc_gpu_memory_stats stats;
+static int capture_pool = 0; /* the pool of the graph being captured, 0 when none */
 
 static size_t size_class(size_t n) {
   if (n == 0) n = 1;
@@ -46,10 +54,14 @@ static unsigned hash_size(size_t size) { return (unsigned)((size >> 9) % FREE_BU
 
 static void release_cached_locked(void) {
   for (int k = 0; k < FREE_BUCKETS; k++) {
-    block *b = free_lists[k];
-    free_lists[k] = NULL;
-    while (b) {
-      block *next = b->next;
+    block **pp = &free_lists[k];
+    while (*pp) {
+      block *b = *pp;
+      if (b->pool != 0) { /* a graph's memory: its replays still write there */
+        pp = &b->next;
+        continue;
+      }
+      *pp = b->next;
       int prev = -1;
       cudaGetDevice(&prev);
       cudaSetDevice(b->device);
@@ -57,7 +69,6 @@ static void release_cached_locked(void) {
       if (prev >= 0) cudaSetDevice(prev);
       stats.reserved -= (int64_t)b->size;
       free(b);
-      b = next;
     }
   }
 }
@@ -68,13 +79,22 @@ void *fsvc_gpu_alloc(int device, size_t nbytes) {
   pthread_mutex_lock(&lock);
   block **pp = &free_lists[hash_size(size)], *b = NULL;
   for (; *pp; pp = &(*pp)->next) {
-    if ((*pp)->size == size && (*pp)->device == device && (*pp)->stream == stream) {
+    if ((*pp)->size == size && (*pp)->device == device && (*pp)->stream == stream &&
+        ((*pp)->pool == 0 || (*pp)->pool == capture_pool)) {
       b = *pp;
       *pp = b->next;
       stats.n_cache_hits++;
       break;
     }
   }
+  if (!b && capture_pool != 0) {
+    pthread_mutex_unlock(&lock);
+    fsvc_set_error("cuda graph capture: an allocation of %zu bytes that the warm-up run did not make "
+                   "(memory cannot be allocated while a graph is captured; the captured function "
+                   "must allocate the same sizes on every call)", nbytes);
+    return NULL;
+  }
+  if (b && capture_pool != 0) b->pool = capture_pool;
   if (!b) {
     void *p = NULL;
     int prev = -1;
@@ -106,6 +126,7 @@ void *fsvc_gpu_alloc(int device, size_t nbytes) {
     b->size = size;
     b->device = device;
     b->stream = stream;
+    b->pool = 0;
     stats.n_cuda_malloc++;
     stats.reserved += (int64_t)size;
   }
@@ -154,5 +175,23 @@ void fsvc_gpu_empty_cache(void) {
   pthread_mutex_lock(&lock);
   if (fsvc_gpu_device_count() > 0) cudaDeviceSynchronize(); /* blocks may still be in use by queued kernels */
   release_cached_locked();
+  pthread_mutex_unlock(&lock);
+}
+
+void fsvc_gpu_pool_capture(int pool) {
+  pthread_mutex_lock(&lock);
+  capture_pool = pool;
+  pthread_mutex_unlock(&lock);
+}
+
+/* the graph is gone: its blocks, live or cached, return to general use */
+void fsvc_gpu_pool_release(int pool) {
+  pthread_mutex_lock(&lock);
+  for (int k = 0; k < FREE_BUCKETS; k++)
+    for (block *b = free_lists[k]; b; b = b->next)
+      if (b->pool == pool) b->pool = 0;
+  for (int k = 0; k < LIVE_BUCKETS; k++)
+    for (block *b = live[k]; b; b = b->next)
+      if (b->pool == pool) b->pool = 0;
   pthread_mutex_unlock(&lock);
 }

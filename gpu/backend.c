@@ -60,9 +60,10 @@ fsvc_tensor *fsvc_gpu_operand(const char *op, const fsvc_tensor *t, const char *
                      "with :cuda()", op, name, dev.index);
       return NULL;
     }
-    moved = fsvc_to_device_raw(t, dev);
-    if (!moved) return NULL;
-    t = moved;
+    /* a fill kernel with the value, not a host-to-device copy: no stream synchronisation per Lua
+     * number, and it can be captured into a CUDA graph (a copy from pageable memory cannot) */
+    double v = fsvc_get_flat(t, 0);
+    return fsvc_full_on(0, NULL, v, dt, dev);
   } else if (!fsvc_device_equal(t->storage->device, dev)) {
     fsvc_set_error("%s: arguments on different CUDA devices", op);
     return NULL;

@@ -49,8 +49,25 @@ typedef struct {
 } fsvc_gpu_memory_stats;
 void fsvc_gpu_memory_stats_get(fsvc_gpu_memory_stats *s);
 void fsvc_gpu_memory_reset_peak(void);
-/* returns every cached (free) block to the driver */
+/* returns every cached (free) block to the driver (except CUDA graphs' blocks) */
 void fsvc_gpu_empty_cache(void);
+/* while pool != 0, allocations come only from the cache and join that graph's pool (gpu/graph.c) */
+void fsvc_gpu_pool_capture(int pool);
+void fsvc_gpu_pool_release(int pool);
+
+/* ---- CUDA graphs (graph.c) -------------------------------------------------------------------- */
+typedef struct fsvc_gpu_graph fsvc_gpu_graph;
+fsvc_gpu_graph *fsvc_gpu_graph_new(void);
+/* makes the graph's stream current, for the warm-up runs (end restores the previous stream) */
+int fsvc_gpu_graph_warmup_begin(fsvc_gpu_graph *g);
+int fsvc_gpu_graph_warmup_end(fsvc_gpu_graph *g);
+/* capture on the graph's stream: every launch until end is recorded, not run */
+int fsvc_gpu_graph_capture_begin(fsvc_gpu_graph *g);
+int fsvc_gpu_graph_capture_end(fsvc_gpu_graph *g);
+/* runs the captured work again, on the current stream */
+int fsvc_gpu_graph_replay(fsvc_gpu_graph *g);
+int fsvc_gpu_graph_is_captured(const fsvc_gpu_graph *g);
+void fsvc_gpu_graph_free(fsvc_gpu_graph *g);
 
 /* ---- random (random.cu) --------------------------------------------------------------------- */
 void fsvc_gpu_manual_seed(uint64_t seed);

@@ -11,6 +11,8 @@
  *   fsvc.cuda.stream() -> a new stream; set_stream(s | nil) makes it current; s:synchronize()
  *   fsvc.cuda._adam_step_multi(params, grads, exp_avgs, exp_avg_sqs, max_sqs | nil, h): AdamW
  *     over a whole list in one launch (h as fsvc._adam_step's table)
+ *   fsvc.cuda.CUDAGraph() -> g; g:capture(fn [, {warmup = 1}]) -> fn's results (static outputs);
+ *     g:replay(); g:reset(); g:is_captured(); fsvc.cuda.graph(fn [, opts]) -> g, results...
  *   x:cuda(i=0)  x:cpu()  x:to("cuda" | "cuda:1" | "cpu" | dtype [, dtype])  x.device  x.is_cuda
  *
  * Moves are differentiable (the gradient goes back to the source device). Element access (item,
@@ -18,6 +20,7 @@
  * set/_set_flat are refused (write on the CPU and move, or use fill_/copy_). Without a GPU, or in
  * a build without the backend, is_available() is false and x:cuda() raises an error that says
  * why. */
+#include <stdio.h>
 #include <string.h>
 
 #include "fsvc/device.h"
@@ -203,6 +206,113 @@ static int l_adam_multi(lua_State *L) {
     return fsvc_lua_error(L);
   return 0;
 }
+/* ---- CUDA graphs --------------------------------------------------------------------------------
+ * g:capture(fn, opts) runs fn `warmup` times (default 1) on the graph's stream, then once under
+ * capture, with Lua's collector stopped throughout: the warm-up then allocates every block the
+ * capture needs (memory cannot be allocated during a capture; see gpu/graph.c), and a full
+ * collection between them hands those blocks back to the cache. Returns the captured call's
+ * results: tensors whose memory the replays rewrite. */
+#define GRAPH_MT "fsvc.cuda.CUDAGraph"
+static fsvc_gpu_graph **check_graph(lua_State *L, int idx) {
+  fsvc_gpu_graph **g = luaL_checkudata(L, idx, GRAPH_MT);
+  if (!*g) luaL_error(L, "cuda graph: used after free");
+  return g;
+}
+static int l_graph_gc(lua_State *L) {
+  fsvc_gpu_graph **g = luaL_checkudata(L, 1, GRAPH_MT);
+  fsvc_gpu_graph_free(*g);
+  *g = NULL;
+  return 0;
+}
+static int l_graph_new(lua_State *L) {
+  need_cuda(L, "CUDAGraph");
+  fsvc_gpu_graph **g = lua_newuserdatauv(L, sizeof *g, 0);
+  *g = NULL;
+  luaL_setmetatable(L, GRAPH_MT);
+  *g = fsvc_gpu_graph_new();
+  if (!*g) return fsvc_lua_error(L);
+  return 1;
+}
+/* restores the collector and raises the error message at the top of the stack */
+static int graph_fail(lua_State *L, int gc_was_running) {
+  if (gc_was_running) lua_gc(L, LUA_GCRESTART);
+  return lua_error(L);
+}
+static int l_graph_capture(lua_State *L) {
+  fsvc_gpu_graph **g = check_graph(L, 1);
+  luaL_checktype(L, 2, LUA_TFUNCTION);
+  int warmup = 1;
+  if (!lua_isnoneornil(L, 3)) {
+    luaL_checktype(L, 3, LUA_TTABLE);
+    fsvc_lua_check_option_keys(L, 3, "cuda graph capture", (const char *const[]){"warmup", NULL});
+    warmup = (int)fsvc_lua_opt_field_int(L, 3, "warmup", 1, "cuda graph capture");
+    if (warmup < 1) return luaL_error(L, "cuda graph capture: warmup must be >= 1 (it sizes the memory), got %d", warmup);
+  }
+  if (fsvc_gpu_graph_is_captured(*g))
+    return luaL_error(L, "cuda graph capture: this graph is already captured (g:reset() first)");
+  lua_settop(L, 2);
+  int gc_was_running = lua_gc(L, LUA_GCISRUNNING);
+  lua_gc(L, LUA_GCSTOP);
+  for (int i = 0; i < warmup; i++) {
+    if (fsvc_gpu_graph_warmup_begin(*g) != 0) { lua_pushstring(L, fsvc_last_error()); return graph_fail(L, gc_was_running); }
+    lua_pushvalue(L, 2);
+    int rc = lua_pcall(L, 0, 0, 0);
+    if (fsvc_gpu_graph_warmup_end(*g) != 0 && rc == LUA_OK) lua_pushstring(L, fsvc_last_error()), rc = LUA_ERRRUN;
+    if (rc != LUA_OK) return graph_fail(L, gc_was_running);
+  }
+  lua_gc(L, LUA_GCCOLLECT); /* the warm-up's temporaries go back to the cache */
+  lua_gc(L, LUA_GCSTOP);
+  if (fsvc_gpu_graph_capture_begin(*g) != 0) { lua_pushstring(L, fsvc_last_error()); return graph_fail(L, gc_was_running); }
+  lua_pushvalue(L, 2);
+  int rc = lua_pcall(L, 0, LUA_MULTRET, 0);
+  int end_rc = fsvc_gpu_graph_capture_end(*g);
+  if (rc != LUA_OK) return graph_fail(L, gc_was_running); /* fn's own error comes first */
+  if (end_rc != 0) { lua_pushstring(L, fsvc_last_error()); return graph_fail(L, gc_was_running); }
+  if (gc_was_running) lua_gc(L, LUA_GCRESTART);
+  return lua_gettop(L) - 2;
+}
+static int l_graph_replay(lua_State *L) {
+  fsvc_gpu_graph **g = check_graph(L, 1);
+  if (fsvc_gpu_graph_replay(*g) != 0) return fsvc_lua_error(L);
+  return 0;
+}
+static int l_graph_is_captured(lua_State *L) {
+  fsvc_gpu_graph **g = check_graph(L, 1);
+  lua_pushboolean(L, fsvc_gpu_graph_is_captured(*g));
+  return 1;
+}
+/* drops the captured graph and its memory; the object can capture again */
+static int l_graph_reset(lua_State *L) {
+  fsvc_gpu_graph **g = check_graph(L, 1);
+  fsvc_gpu_graph_free(*g);
+  *g = fsvc_gpu_graph_new();
+  if (!*g) return fsvc_lua_error(L);
+  return 0;
+}
+/* fsvc.cuda.graph(fn, opts) -> g, fn's captured results */
+static int l_graph(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  lua_settop(L, 2); /* fn, opts | nil */
+  l_graph_new(L);   /* fn, opts, g */
+  lua_pushcfunction(L, l_graph_capture);
+  lua_pushvalue(L, 3);
+  lua_pushvalue(L, 1);
+  lua_pushvalue(L, 2);
+  lua_call(L, 3, LUA_MULTRET); /* fn, opts, g, results... */
+  return lua_gettop(L) - 2;
+}
+static void register_graph_type(lua_State *L) {
+  static const luaL_Reg methods[] = {{"capture", l_graph_capture}, {"replay", l_graph_replay},
+                                     {"reset", l_graph_reset},     {"is_captured", l_graph_is_captured},
+                                     {"free", l_graph_gc},         {NULL, NULL}};
+  luaL_newmetatable(L, GRAPH_MT);
+  lua_newtable(L);
+  luaL_setfuncs(L, methods, 0);
+  lua_setfield(L, -2, "__index");
+  lua_pushcfunction(L, l_graph_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_pop(L, 1);
+}
 #else
 /* a build without the backend: the same names, answering "no CUDA" */
 static int l_no_backend(lua_State *L) {
@@ -224,6 +334,9 @@ static int l_nothing(lua_State *L) { (void)L; return 0; }
 #define l_stream l_no_backend
 #define l_set_stream l_nothing
 #define l_adam_multi l_no_backend
+#define l_graph_new l_no_backend
+#define l_graph l_no_backend
+static void register_graph_type(lua_State *L) { (void)L; }
 static int l_memory_stats(lua_State *L) {
   lua_createtable(L, 0, 0);
   return 1;
@@ -295,7 +408,11 @@ static int tostring_host_first(lua_State *L) {
   if (cuda) fsvc_device_str(t->storage->device, dev, sizeof dev);
   host_first(L);
   if (cuda && lua_type(L, -1) == LUA_TSTRING) {
-    luaL_gsub(L, lua_tostring(L, -1), "device=cpu", lua_pushfstring(L, "device=%s", dev));
+    /* the replacement is built first: as an argument of luaL_gsub it could be pushed before
+     * lua_tostring(L, -1) is evaluated, which would then read the replacement itself */
+    char repl[48];
+    snprintf(repl, sizeof repl, "device=%s", dev);
+    luaL_gsub(L, lua_tostring(L, -1), "device=cpu", repl);
   }
   return 1;
 }
@@ -352,7 +469,9 @@ void fsvc_bind_cuda(lua_State *L) {
       {"memory_stats", l_memory_stats}, {"reset_peak_memory_stats", l_reset_peak},
       {"empty_cache", l_empty_cache}, {"clip_grad_norm_", l_clip_grad_norm},
       {"event", l_event}, {"elapsed_ms", l_elapsed_ms}, {"stream", l_stream},
-      {"set_stream", l_set_stream}, {"_adam_step_multi", l_adam_multi}, {NULL, NULL}};
+      {"set_stream", l_set_stream}, {"_adam_step_multi", l_adam_multi},
+      {"CUDAGraph", l_graph_new}, {"graph", l_graph}, {NULL, NULL}};
+  register_graph_type(L);
 #ifdef FSVC_HAVE_CUDA
   luaL_newmetatable(L, EVENT_MT);
   lua_pushcfunction(L, l_event_gc);

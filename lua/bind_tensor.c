@@ -42,7 +42,8 @@ static int64_t gc_live_after_collect = 0;
 static void pace_collector(lua_State *L) {
   int64_t total = fsvc_memory_allocated_total();
   int64_t budget = gc_live_after_collect > (64ll << 20) ? gc_live_after_collect : (64ll << 20);
-  if (total - gc_allocated_mark > budget) {
+  /* a stopped collector stays stopped (CUDA graph capture relies on it: lua/bind_cuda.c) */
+  if (total - gc_allocated_mark > budget && lua_gc(L, LUA_GCISRUNNING)) {
     lua_gc(L, LUA_GCCOLLECT);
     gc_allocated_mark = fsvc_memory_allocated_total();
     gc_live_after_collect = fsvc_memory_allocated();

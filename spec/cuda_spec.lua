@@ -140,6 +140,7 @@ describe("cuda runtime", function()
     assert(rel_err(x.grad, x:detach() * 2) < 1e-6)
     assert.are.equal(x:detach():sum():item(), fsvc.sum(x:detach():to("cuda")):item())
     assert.truthy(tostring(y):find("device=cuda:0", 1, true))
+    assert.truthy(tostring(y):find("^tensor%("), tostring(y)) -- the values, not only the device
   end)
 
   it("caches device memory: no cudaMalloc in steady state", function()
@@ -222,5 +223,89 @@ describe("cuda runtime", function()
     local _ = x:matmul(x)
     local e1 = fsvc.cuda.event()
     assert(fsvc.cuda.elapsed_ms(e0, e1) >= 0)
+  end)
+end)
+
+describe("cuda graphs", function()
+  local function close(a, b, tol) return fsvc.max_abs_diff(a:cpu(), b:cpu()) <= tol end
+
+  it("replays a captured forward on new input written into the static input", function()
+    local x = fsvc.randn({ 4, 8 }):cuda()
+    local w = fsvc.randn({ 8, 3 }):cuda()
+    local function f() return ((x:matmul(w) * 2 + 1):tanh()):sum(1) end
+    local g = fsvc.cuda.CUDAGraph()
+    local y = g:capture(f)
+    assert.is_true(g:is_captured())
+    for _ = 1, 3 do
+      local xn = fsvc.randn({ 4, 8 })
+      x:copy_(xn:cuda())
+      g:replay()
+      local want = ((xn:matmul(w:cpu()) * 2 + 1):tanh()):sum(1)
+      assert(close(y, want, 1e-5), "replay differs from the eager result")
+    end
+  end)
+
+  it("captures forward and backward of a training step", function()
+    local x = fsvc.randn({ 4, 8 }):cuda()
+    local p = fsvc.randn({ 8, 3 }):cuda():requires_grad_(true)
+    local g, loss = fsvc.cuda.graph(function()
+      p.grad = nil -- each replay writes the gradient afresh
+      local l = x:matmul(p):pow(2):mean()
+      l:backward()
+      return l
+    end)
+    for _ = 1, 2 do
+      x:copy_(fsvc.randn({ 4, 8 }):cuda())
+      g:replay()
+      local pc = p:detach():cpu():requires_grad_(true)
+      local lc = x:cpu():matmul(pc):pow(2):mean()
+      lc:backward()
+      assert(close(loss, lc, 1e-5) and close(p.grad, pc.grad, 1e-5))
+    end
+  end)
+
+  it("makes no cudaMalloc in replays and keeps its memory from others", function()
+    local x = fsvc.randn({ 64, 64 }):cuda()
+    local g, y = fsvc.cuda.graph(function() return (x:exp() + x):sum(0) end)
+    collectgarbage("collect")
+    local before = fsvc.cuda.memory_stats().num_cuda_malloc
+    for _ = 1, 10 do g:replay() end
+    assert.are.equal(before, fsvc.cuda.memory_stats().num_cuda_malloc)
+    -- eager work of the same sizes must not land in the graph's blocks
+    local want = (x:exp() + x):sum(0)
+    local _ = (x * 3):exp() + 7
+    g:replay()
+    assert(close(y, want, 1e-4))
+    g:reset()
+    assert.is_false(g:is_captured())
+  end)
+
+  it("fails with a message when the function waits for the device, and recovers", function()
+    local x = fsvc.randn({ 4 }):cuda()
+    local g = fsvc.cuda.CUDAGraph()
+    local ok, err = pcall(function() return g:capture(function() return (x * 2):sum():item() end) end)
+    assert.is_false(ok)
+    assert.truthy(tostring(err):find("capturing", 1, true), err)
+    assert.is_false(g:is_captured())
+    assert.are.equal(fsvc.cuda.memory_stats().num_cuda_malloc, fsvc.cuda.memory_stats().num_cuda_malloc)
+    -- the default stream works again, and the same object captures
+    assert(close(x * 2, x:cpu() * 2, 0))
+    local y = g:capture(function() return x * 2 end)
+    g:replay()
+    assert(close(y, x:cpu() * 2, 0))
+    assert.has_error(function() g:capture(function() end) end) -- already captured
+    assert.has_error(function() g:capture(function() end, { warmup = 0 }) end)
+    assert.has_error(function() fsvc.cuda.CUDAGraph():replay() end) -- nothing captured
+  end)
+
+  it("refuses allocations the warm-up did not make", function()
+    local x = fsvc.randn({ 16 }):cuda()
+    local n = 0
+    local ok, err = pcall(fsvc.cuda.graph, function()
+      n = n + 1
+      return fsvc.zeros({ 1000 * n }):cuda() + x:sum() -- a new size at each call
+    end)
+    assert.is_false(ok)
+    assert.truthy(tostring(err):find("warm-up", 1, true), err)
   end)
 end)

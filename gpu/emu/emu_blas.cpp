@@ -121,12 +121,15 @@ cublasStatus_t cublasDgemmStridedBatched(cublasHandle_t h, cublasOperation_t ta,
   cublasStatus_t st = check_gemm(h, ta, tb, m, n, k, a, lda, sa, b, ldb, sb, c, ldc, sc, batch, 8, 8);
   if (st != CUBLAS_STATUS_SUCCESS || m == 0 || n == 0 || batch == 0) return st;
   double al = *alpha, be = *beta;
-  fsvc_emu_enter_device("cublasDgemmStridedBatched");
-  for (int i = 0; i < batch; i++)
-    cblas_dgemm(CblasColMajor, tr(ta), tr(tb), m, n, k, al, a + sa * i, lda, b + sb * i, ldb, be,
-                c + sc * i, ldc);
-  fsvc_emu_leave_device();
-  return CUBLAS_STATUS_SUCCESS;
+  // on the handle's stream, like a GPU's GEMM: recorded while that stream is captured
+  int e = fsvc_emu::enqueue_work(h->stream, [=]() {
+    fsvc_emu_enter_device("cublasDgemmStridedBatched");
+    for (int i = 0; i < batch; i++)
+      cblas_dgemm(CblasColMajor, tr(ta), tr(tb), m, n, k, al, a + sa * i, lda, b + sb * i, ldb, be,
+                  c + sc * i, ldc);
+    fsvc_emu_leave_device();
+  });
+  return e == cudaSuccess ? CUBLAS_STATUS_SUCCESS : CUBLAS_STATUS_EXECUTION_FAILED;
 }
 
 cublasStatus_t cublasGemmStridedBatchedEx(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb,
@@ -146,35 +149,37 @@ cublasStatus_t cublasGemmStridedBatchedEx(cublasHandle_t h, cublasOperation_t ta
   if (st != CUBLAS_STATUS_SUCCESS || m == 0 || n == 0 || batch == 0) return st;
   float al = *(const float *)alpha, be = *(const float *)beta;
   bool tf32 = compute == CUBLAS_COMPUTE_32F_FAST_TF32 && at == CUDA_R_32F;
-  int a_rows = ta == CUBLAS_OP_N ? m : k, a_cols = ta == CUBLAS_OP_N ? k : m;
-  int b_rows = tb == CUBLAS_OP_N ? k : n, b_cols = tb == CUBLAS_OP_N ? n : k;
-  std::vector<float> fa((size_t)lda * a_cols), fb((size_t)ldb * b_cols), fc((size_t)ldc * n);
-  fsvc_emu_enter_device("cublasGemmStridedBatchedEx");
-  for (int bi = 0; bi < batch; bi++) {
-    const char *pa = (const char *)a + (size_t)sa * bi * es_ab;
-    const char *pb = (const char *)b + (size_t)sb * bi * es_ab;
-    char *pc = (char *)c + (size_t)sc * bi * es_c;
-    for (int j = 0; j < a_cols; j++)
-      for (int i = 0; i < a_rows; i++) {
-        float v = load_as_float(pa, at, (size_t)j * lda + i);
-        fa[(size_t)j * lda + i] = tf32 ? to_tf32(v) : v;
-      }
-    for (int j = 0; j < b_cols; j++)
-      for (int i = 0; i < b_rows; i++) {
-        float v = load_as_float(pb, bt, (size_t)j * ldb + i);
-        fb[(size_t)j * ldb + i] = tf32 ? to_tf32(v) : v;
-      }
-    // only the m rows of each of C's n columns are C; rows m..ldc-1 are not touched
-    for (int j = 0; j < n; j++)
-      for (int i = 0; i < m; i++)
-        fc[(size_t)j * ldc + i] = be == 0 ? 0.0f : load_as_float(pc, ct, (size_t)j * ldc + i);
-    cblas_sgemm(CblasColMajor, tr(ta), tr(tb), m, n, k, al, fa.data(), lda, fb.data(), ldb, be,
-                fc.data(), ldc);
-    for (int j = 0; j < n; j++)
-      for (int i = 0; i < m; i++) store_from_float(pc, ct, (size_t)j * ldc + i, fc[(size_t)j * ldc + i]);
-  }
-  fsvc_emu_leave_device();
-  return CUBLAS_STATUS_SUCCESS;
+  int e = fsvc_emu::enqueue_work(h->stream, [=]() {
+    int a_rows = ta == CUBLAS_OP_N ? m : k, a_cols = ta == CUBLAS_OP_N ? k : m;
+    int b_rows = tb == CUBLAS_OP_N ? k : n, b_cols = tb == CUBLAS_OP_N ? n : k;
+    std::vector<float> fa((size_t)lda * a_cols), fb((size_t)ldb * b_cols), fc((size_t)ldc * n);
+    fsvc_emu_enter_device("cublasGemmStridedBatchedEx");
+    for (int bi = 0; bi < batch; bi++) {
+      const char *pa = (const char *)a + (size_t)sa * bi * es_ab;
+      const char *pb = (const char *)b + (size_t)sb * bi * es_ab;
+      char *pc = (char *)c + (size_t)sc * bi * es_c;
+      for (int j = 0; j < a_cols; j++)
+        for (int i = 0; i < a_rows; i++) {
+          float v = load_as_float(pa, at, (size_t)j * lda + i);
+          fa[(size_t)j * lda + i] = tf32 ? to_tf32(v) : v;
+        }
+      for (int j = 0; j < b_cols; j++)
+        for (int i = 0; i < b_rows; i++) {
+          float v = load_as_float(pb, bt, (size_t)j * ldb + i);
+          fb[(size_t)j * ldb + i] = tf32 ? to_tf32(v) : v;
+        }
+      // only the m rows of each of C's n columns are C; rows m..ldc-1 are not touched
+      for (int j = 0; j < n; j++)
+        for (int i = 0; i < m; i++)
+          fc[(size_t)j * ldc + i] = be == 0 ? 0.0f : load_as_float(pc, ct, (size_t)j * ldc + i);
+      cblas_sgemm(CblasColMajor, tr(ta), tr(tb), m, n, k, al, fa.data(), lda, fb.data(), ldb, be,
+                  fc.data(), ldc);
+      for (int j = 0; j < n; j++)
+        for (int i = 0; i < m; i++) store_from_float(pc, ct, (size_t)j * ldc + i, fc[(size_t)j * ldc + i]);
+    }
+    fsvc_emu_leave_device();
+  });
+  return e == cudaSuccess ? CUBLAS_STATUS_SUCCESS : CUBLAS_STATUS_EXECUTION_FAILED;
 }
 
 }  // extern "C"

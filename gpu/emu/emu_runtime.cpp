@@ -298,6 +298,10 @@ void fsvc_emu::syncthreads() {
   swapcontext(&fiber_ctx[current_fiber], &scheduler_ctx);
 }
 
+int fsvc_emu::enqueue_work(cudaStream_t stream, std::function<void()> work) {
+  return (int)enqueue(stream, std::move(work));
+}
+
 void fsvc_emu::submit(const LaunchConfig &cfg, std::function<void()> body, int *barrier_use) {
   unsigned n = cfg.block.x * cfg.block.y * cfg.block.z;
   if (cfg.block.x == 0 || cfg.block.y == 0 || cfg.block.z == 0 || n > 1024 || cfg.block.z > 64 ||

@@ -43,6 +43,8 @@ struct LaunchConfig {
 // threads as plain calls (fast), the others always as fibers.
 enum BarrierUse { kBarrierUnknown = 0, kBarrierNone = 1, kBarrierUsed = 2 };
 
+// Runs work on a stream now, or records it while the stream is being captured (cudaError_t).
+int enqueue_work(cudaStream_t stream, std::function<void()> work);
 // Runs (or, while the stream is being captured, records) a grid of `body` calls.
 void submit(const LaunchConfig &cfg, std::function<void()> body, int *barrier_use);
 void syncthreads();
