@@ -140,6 +140,7 @@ static void init_backend(void) {
   fsvc_gpu_fill_shape(&table);
   fsvc_gpu_fill_nn(&table);
   fsvc_gpu_fill_optim(&table);
+  fsvc_gpu_fill_fft(&table);
   backend.device_count = fsvc_gpu_device_count;
   backend.device_name = fsvc_gpu_device_name;
   backend.unavailable_reason = fsvc_gpu_unavailable_reason;

@@ -36,4 +36,5 @@ void fsvc_gpu_fill_reduce(fsvc_cuda_op_table *t);
 void fsvc_gpu_fill_shape(fsvc_cuda_op_table *t);
 void fsvc_gpu_fill_nn(fsvc_cuda_op_table *t);
 void fsvc_gpu_fill_optim(fsvc_cuda_op_table *t);
+void fsvc_gpu_fill_fft(fsvc_cuda_op_table *t);
 #endif

@@ -2,6 +2,7 @@
  * fsvc.dsp. Reference: docs/dsp.md.
  *
  *   dsp.hann_window(n, {periodic=true, dtype="float32"})
+ *   dsp.rfft(x)                                       [..., n] -> [..., n/2+1, 2], differentiable
  *   dsp.stft(x, {n_fft, hop_length=n_fft/4, win_length=n_fft, window=hann, center=true,
  *                pad_mode="reflect"|"constant"|"replicate", onesided=true})   -> [B, F, T, 2]
  *   dsp.istft(spec, {same options..., length})                                 -> [B, L]
@@ -17,6 +18,8 @@
  *       :process(f0_chunk) :flush() :reset()
  *   dsp.StreamSTFT{n_fft, hop_length, win_length, window, center=false, pad_mode, onesided}
  *       :process(chunk) :flush() :reset()
+ * rfft, stft, magnitude, spectrogram, mel_spectrogram, the two losses and energy take CUDA
+ * tensors too; the others raise for them ("... runs on the CPU only for now").
  *   dsp.pitch_shift(f0, semitones)  dsp.freq2id(f0)  dsp.id2freq(ids, {dtype})  dsp.interpolate_f0(f0, n)
  *   dsp.resample(x, from, to)       [..., L] -> [..., L'] (libsoxr, not differentiable)
  *   dsp.harvest(x, sr, {f0_floor=71, f0_ceil=800, frame_period=5})  -> float64 [frames]
@@ -53,7 +56,9 @@ static fsvc_tensor *opt_field_tensor(lua_State *L, int idx, const char *key, con
   }
   if (!fsvc_lua_is_tensor(L, -1))
     fsvc_lua_raisef(L, "%s: option '%s' must be a tensor, got %s", op, key, luaL_typename(L, -1));
-  fsvc_tensor *t = fsvc_lua_check_cpu_tensor(L, -1, op, key);
+  /* stft reads its window through a host copy; istft and StreamSTFT run on the CPU only */
+  fsvc_tensor *t = strcmp(op, "stft") == 0 ? fsvc_lua_check_tensor(L, -1, op, key)
+                                           : fsvc_lua_check_cpu_tensor(L, -1, op, key);
   lua_pop(L, 1); /* still referenced by the options table */
   return t;
 }
@@ -93,8 +98,12 @@ static int l_hann_window(lua_State *L) {
   return fsvc_lua_push_tensor(L, fsvc_hann_window(n, periodic, dt));
 }
 
+static int l_rfft(lua_State *L) {
+  return fsvc_lua_push_tensor(L, fsvc_rfft(fsvc_lua_check_tensor(L, 1, "rfft", "input")));
+}
+
 static int l_stft(lua_State *L) {
-  fsvc_tensor *x = fsvc_lua_check_cpu_tensor(L, 1, "stft", "input");
+  fsvc_tensor *x = fsvc_lua_check_tensor(L, 1, "stft", "input");
   fsvc_stft_options o;
   check_stft_options(L, 2, "stft", &o, 1);
   return fsvc_lua_push_tensor(L, fsvc_stft(x, &o));
@@ -110,7 +119,7 @@ static int l_istft(lua_State *L) {
 }
 
 static int l_magnitude(lua_State *L) {
-  fsvc_tensor *s = fsvc_lua_check_cpu_tensor(L, 1, "magnitude", "input");
+  fsvc_tensor *s = fsvc_lua_check_tensor(L, 1, "magnitude", "input");
   double p = 1.0;
   if (lua_type(L, 2) == LUA_TNUMBER) p = lua_tonumber(L, 2);
   else {
@@ -122,7 +131,7 @@ static int l_magnitude(lua_State *L) {
 }
 
 static int l_spectrogram(lua_State *L) {
-  fsvc_tensor *x = fsvc_lua_check_cpu_tensor(L, 1, "spectrogram", "input");
+  fsvc_tensor *x = fsvc_lua_check_tensor(L, 1, "spectrogram", "input");
   int64_t n = fsvc_lua_opt_int(L, 2, 1920, "spectrogram", "n_fft");
   int64_t hop = fsvc_lua_opt_int(L, 3, 480, "spectrogram", "hop");
   return fsvc_lua_push_tensor(L, fsvc_spectrogram(x, n, hop));
@@ -169,7 +178,7 @@ static int l_mel_filterbank(lua_State *L) {
 
 static int l_mel_spectrogram(lua_State *L) {
   const char *op = "mel_spectrogram";
-  fsvc_tensor *x = fsvc_lua_check_cpu_tensor(L, 1, op, "input");
+  fsvc_tensor *x = fsvc_lua_check_tensor(L, 1, op, "input");
   static const char *const keys[] = {"sample_rate", "n_fft", "hop_length", "win_length", "n_mels",
                                      "f_min", "f_max", "power", "center", "pad_mode", "mel_scale",
                                      "norm", NULL};
@@ -194,19 +203,19 @@ static int l_mel_spectrogram(lua_State *L) {
 }
 
 static int l_log_mel_loss(lua_State *L) {
-  fsvc_tensor *a = fsvc_lua_check_cpu_tensor(L, 1, "log_mel_loss", "fake");
-  fsvc_tensor *b = fsvc_lua_check_cpu_tensor(L, 2, "log_mel_loss", "real");
+  fsvc_tensor *a = fsvc_lua_check_tensor(L, 1, "log_mel_loss", "fake");
+  fsvc_tensor *b = fsvc_lua_check_tensor(L, 2, "log_mel_loss", "real");
   return fsvc_lua_push_tensor(L, fsvc_log_mel_loss(a, b));
 }
 
 static int l_multiscale_stft_loss(lua_State *L) {
-  fsvc_tensor *a = fsvc_lua_check_cpu_tensor(L, 1, "multiscale_stft_loss", "fake");
-  fsvc_tensor *b = fsvc_lua_check_cpu_tensor(L, 2, "multiscale_stft_loss", "real");
+  fsvc_tensor *a = fsvc_lua_check_tensor(L, 1, "multiscale_stft_loss", "fake");
+  fsvc_tensor *b = fsvc_lua_check_tensor(L, 2, "multiscale_stft_loss", "real");
   return fsvc_lua_push_tensor(L, fsvc_multiscale_stft_loss(a, b));
 }
 
 static int l_energy(lua_State *L) {
-  fsvc_tensor *x = fsvc_lua_check_cpu_tensor(L, 1, "energy", "input");
+  fsvc_tensor *x = fsvc_lua_check_tensor(L, 1, "energy", "input");
   int64_t fs = 480;
   if (lua_type(L, 2) == LUA_TNUMBER) fs = fsvc_lua_check_int(L, 2, "energy", "frame_size");
   else {
@@ -515,6 +524,7 @@ void fsvc_bind_dsp(lua_State *L) {
 
   static const luaL_Reg funcs[] = {
       {"hann_window", l_hann_window},
+      {"rfft", l_rfft},
       {"stft", l_stft},
       {"istft", l_istft},
       {"magnitude", l_magnitude},
@@ -543,6 +553,7 @@ void fsvc_bind_dsp(lua_State *L) {
   lua_pop(L, 1);
   /* the differentiable ops are methods too: x:stft{...}, spec:magnitude(), x:spectrogram() */
   static const luaL_Reg methods[] = {
+      {"rfft", l_rfft},
       {"stft", l_stft}, {"istft", l_istft}, {"magnitude", l_magnitude},
       {"spectrogram", l_spectrogram}, {"mel_spectrogram", l_mel_spectrogram}, {NULL, NULL}};
   fsvc_lua_register(L, methods, FSVC_LUA_METHOD_ONLY);

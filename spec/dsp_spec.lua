@@ -45,6 +45,33 @@ describe("dsp: windows and STFT (torch)", function()
     assert.are.equal(1, dsp.hann_window(1):item())
   end)
 
+  it("rfft equals a direct DFT (even, odd, n = 1, batched, float64 and float32)", function()
+    fsvc.manual_seed(11)
+    for _, n in ipairs({ 1, 2, 7, 8, 30 }) do
+      for _, dt in ipairs({ "float64", "float32" }) do
+        local x = fsvc.randn({ 2, n }, { dtype = dt })
+        local X = fsvc.dsp.rfft(x)
+        assert.are.same({ 2, n // 2 + 1, 2 }, X.shape)
+        assert.are.equal(dt, X.dtype)
+        local xv, worst = x:double():tolist(), 0
+        for b = 1, 2 do
+          for f = 0, n // 2 do
+            local re, im = 0, 0
+            for k = 0, n - 1 do
+              re = re + xv[b][k + 1] * math.cos(2 * math.pi * f * k / n)
+              im = im - xv[b][k + 1] * math.sin(2 * math.pi * f * k / n)
+            end
+            worst = math.max(worst, math.abs(X:get(b - 1, f, 0) - re), math.abs(X:get(b - 1, f, 1) - im))
+          end
+        end
+        assert(worst < (dt == "float64" and 1e-12 or 1e-5), string.format("n=%d %s: %g", n, dt, worst))
+      end
+    end
+    assert.has_error(function() fsvc.dsp.rfft(fsvc.zeros({ 2, 3 }, { dtype = "int64" })) end,
+                     "rfft: input must be float32 or float64, got int64")
+    assert.has_error(function() fsvc.dsp.rfft(fsvc.zeros({ 2, 0 })) end)
+  end)
+
   it("stft: centred reflect, [B, L] -> [B, F, T, 2], float64 and float32", function()
     local shape = { 2, 5, 11, 2 }
     local ref = T(E.stft_a, shape)

@@ -20,4 +20,28 @@ void dsp_rfft_forward(dsp_rfft *p, const double *in, double *out);
  * ignored, as irfft does). */
 void dsp_rfft_inverse(dsp_rfft *p, const double *in, double *out);
 
+/* ---- the STFT family on devices (dsp_device.c) ------------------------------------------------ */
+#include "fsvc/dsp.h"
+
+/* Resolved geometry of one STFT call (stft.c): sizes, the padding, and the window zero-padded to
+ * n_fft, centred, as doubles on the host (owned: free(window)). */
+typedef struct {
+  int64_t B, L, n_fft, hop, pad, Lp, T, F;
+  int onesided;
+  fsvc_stft_pad mode;
+  double *window;
+} dsp_stft_geometry;
+
+/* Validates x and o as fsvc_stft does (same messages) and fills g; the window may be a CUDA
+ * tensor (it is read through a host copy). 0, or -1 with an error and nothing to free. */
+int dsp_stft_prepare(const fsvc_tensor *x, const fsvc_stft_options *o, dsp_stft_geometry *g);
+
+/* The STFT family on a CUDA tensor, composed of device-generic public ops (pad, index_select,
+ * mul, fsvc_rfft, cat, transpose, where, ...), so autograd needs nothing of its own. Arguments
+ * are already validated by the public functions. */
+fsvc_tensor *dsp_stft_device(const fsvc_tensor *x, const dsp_stft_geometry *g);
+fsvc_tensor *dsp_magnitude_device(const fsvc_tensor *spec, double power);
+/* a with NaN/Inf replaced by 0 (those elements carry no gradient); takes over a */
+fsvc_tensor *dsp_zero_nonfinite_device(fsvc_tensor *a);
+
 #endif

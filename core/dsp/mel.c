@@ -99,7 +99,6 @@ void fsvc_mel_default_options(fsvc_mel_options *o) {
 }
 
 fsvc_tensor *fsvc_mel_spectrogram(const fsvc_tensor *x, const fsvc_mel_options *o) {
-  FSVC_REFUSE_CUDA(mel_spectrogram, x);
   if (!o) {
     fsvc_set_error("mel_spectrogram: options are NULL");
     return NULL;
@@ -126,7 +125,12 @@ fsvc_tensor *fsvc_mel_spectrogram(const fsvc_tensor *x, const fsvc_mel_options *
   fsvc_tensor *s = fsvc_stft(x, &so);
   fsvc_tensor *m = s ? fsvc_magnitude(s, o->power) : NULL; /* [B, F, T] */
   fsvc_tensor_release(s);
-  fsvc_tensor *fbt = fsvc_transpose(fb, 0, 1); /* [n_mels, F] */
+  if (fb && fsvc_tensor_is_cuda(x)) { /* the filterbank is built on the host, then moved */
+    fsvc_tensor *on_dev = fsvc_to_device_raw(fb, fsvc_tensor_device(x));
+    fsvc_tensor_release(fb);
+    fb = on_dev;
+  }
+  fsvc_tensor *fbt = fb ? fsvc_transpose(fb, 0, 1) : NULL; /* [n_mels, F] */
   fsvc_tensor_release(fb);
   fsvc_tensor *out = m && fbt ? fsvc_matmul(fbt, m) : NULL; /* [B, n_mels, T] */
   fsvc_tensor_release(m);

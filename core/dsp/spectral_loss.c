@@ -4,6 +4,7 @@
 #include <math.h>
 #include <stdlib.h>
 
+#include "dsp_internal.h"
 #include "fsvc/device.h"
 #include "fsvc/dsp.h"
 #include "fsvc/error.h"
@@ -12,6 +13,7 @@
 /* Takes over a (releases it); returns a with NaN/Inf replaced by 0 (the reference assigns
  * x[x.isnan()] = 0 in place: those elements then carry no gradient). */
 static fsvc_tensor *zero_nonfinite(fsvc_tensor *a) {
+  if (a && fsvc_tensor_is_cuda(a)) return dsp_zero_nonfinite_device(a);
   if (!a || !fsvc_has_nonfinite(a)) return a;
   fsvc_tensor *mask = fsvc_empty(a->ndim, a->shape, FSVC_FLOAT32);
   if (!mask) {
@@ -75,6 +77,13 @@ static int check_pair(const char *op, const fsvc_tensor *a, const fsvc_tensor *b
                    op, fsvc_shape_str(a, sa, sizeof sa), fsvc_shape_str(b, sb, sizeof sb));
     return -1;
   }
+  if (!fsvc_device_equal(fsvc_tensor_device(a), fsvc_tensor_device(b))) {
+    char da[32], db[32];
+    fsvc_set_error("%s: fake and real are on different devices (%s, %s)", op,
+                   fsvc_device_str(fsvc_tensor_device(a), da, sizeof da),
+                   fsvc_device_str(fsvc_tensor_device(b), db, sizeof db));
+    return -1;
+  }
   if (a->dtype != b->dtype) {
     fsvc_set_error("%s: fake and real have different dtypes (%s, %s)", op,
                    fsvc_dtype_name(a->dtype), fsvc_dtype_name(b->dtype));
@@ -84,7 +93,6 @@ static int check_pair(const char *op, const fsvc_tensor *a, const fsvc_tensor *b
 }
 
 fsvc_tensor *fsvc_log_mel_loss(const fsvc_tensor *fake, const fsvc_tensor *real) {
-  FSVC_REFUSE_CUDA(log_mel_loss, fake, real);
   if (check_pair("log_mel_loss", fake, real)) return NULL;
   fsvc_mel_options o;
   fsvc_mel_default_options(&o);
@@ -112,7 +120,6 @@ static fsvc_tensor *stft_mag(const fsvc_tensor *x, int64_t hop) {
 }
 
 fsvc_tensor *fsvc_multiscale_stft_loss(const fsvc_tensor *fake, const fsvc_tensor *real) {
-  FSVC_REFUSE_CUDA(multiscale_stft_loss, fake, real);
   if (check_pair("multiscale_stft_loss", fake, real)) return NULL;
   static const int64_t hops[] = {16, 32, 64, 128, 256, 512};
   const int n_scales = 6;
@@ -144,7 +151,6 @@ fsvc_tensor *fsvc_multiscale_stft_loss(const fsvc_tensor *fake, const fsvc_tenso
 }
 
 fsvc_tensor *fsvc_energy(const fsvc_tensor *x, int64_t frame_size) {
-  FSVC_REFUSE_CUDA(energy, x);
   char sb[64];
   if (!x || !x->storage) {
     fsvc_set_error("energy: input is NULL or freed");

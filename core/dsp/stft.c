@@ -81,13 +81,8 @@ void fsvc_stft_default_options(fsvc_stft_options *o, int64_t n_fft) {
   o->onesided = 1;
 }
 
-/* Resolved geometry of one STFT call. */
-typedef struct {
-  int64_t B, L, n_fft, hop, pad, Lp, T, F;
-  int onesided;
-  fsvc_stft_pad mode;
-  double *window; /* [n_fft], zero-padded and centred */
-} stft_geom;
+/* Resolved geometry of one STFT call (dsp_internal.h). */
+typedef dsp_stft_geometry stft_geom;
 
 /* Index into the unpadded signal of padded position j, or -1 for a zero (constant padding). */
 static inline int64_t pad_src(const stft_geom *g, int64_t j) {
@@ -372,16 +367,24 @@ static int stft_backward(fsvc_node *node, const fsvc_tensor *grad_out, fsvc_tens
   return grad_in[0] ? 0 : -1;
 }
 
-fsvc_tensor *fsvc_stft(const fsvc_tensor *x, const fsvc_stft_options *o) {
-  FSVC_REFUSE_CUDA(stft, x);
-  if (check_live(x, "stft", "input")) return NULL;
+/* fsvc_stft's checks, shared with the device path: fills g (the caller frees g->window). */
+int dsp_stft_prepare(const fsvc_tensor *x, const fsvc_stft_options *o, stft_geom *g) {
+  if (check_live(x, "stft", "input")) return -1;
   char sb[64];
   if (x->ndim != 1 && x->ndim != 2) {
     fsvc_set_error("stft: input must be [L] or [B, L], got %s", fsvc_shape_str(x, sb, sizeof sb));
-    return NULL;
+    return -1;
   }
-  stft_geom g0, *g = &g0;
-  if (resolve("stft", o, g)) return NULL;
+  fsvc_stft_options host = o ? *o : (fsvc_stft_options){0};
+  fsvc_tensor *host_window = NULL; /* resolve reads the window on the host */
+  if (o && o->window && fsvc_tensor_is_cuda(o->window)) {
+    host_window = fsvc_to_device_raw(o->window, fsvc_cpu());
+    if (!host_window) return -1;
+    host.window = host_window;
+  }
+  int rc = resolve("stft", o ? &host : NULL, g);
+  fsvc_tensor_release(host_window);
+  if (rc) return -1;
   g->B = x->ndim == 2 ? x->shape[0] : 1;
   g->L = x->shape[x->ndim - 1];
   g->Lp = g->L + 2 * g->pad;
@@ -401,6 +404,21 @@ fsvc_tensor *fsvc_stft(const fsvc_tensor *x, const fsvc_stft_options *o) {
     goto fail;
   }
   g->T = 1 + (g->Lp - g->n_fft) / g->hop;
+  return 0;
+fail:
+  free(g->window);
+  g->window = NULL;
+  return -1;
+}
+
+fsvc_tensor *fsvc_stft(const fsvc_tensor *x, const fsvc_stft_options *o) {
+  stft_geom g0, *g = &g0;
+  if (dsp_stft_prepare(x, o, g)) return NULL;
+  if (fsvc_tensor_is_cuda(x)) { /* composed of device ops and cuFFT (dsp_device.c) */
+    fsvc_tensor *out = dsp_stft_device(x, g);
+    free(g->window);
+    return out;
+  }
   fsvc_tensor *xc = fsvc_contiguous_raw(x);
   if (!xc) goto fail;
   int64_t oshape[4] = {g->B, g->F, g->T, 2};
@@ -581,7 +599,7 @@ static int istft_backward(fsvc_node *node, const fsvc_tensor *grad_out, fsvc_ten
 }
 
 fsvc_tensor *fsvc_istft(const fsvc_tensor *spec, const fsvc_stft_options *o, int64_t length) {
-  FSVC_REFUSE_CUDA(istft, spec);
+  FSVC_REFUSE_CUDA(istft, spec); /* no device path yet: it reads host memory */
   if (check_live(spec, "istft", "input")) return NULL;
   char sb[64];
   if ((spec->ndim != 3 && spec->ndim != 4) || spec->shape[spec->ndim - 1] != 2) {
@@ -702,7 +720,6 @@ static int magnitude_backward(fsvc_node *node, const fsvc_tensor *grad_out,
 }
 
 fsvc_tensor *fsvc_magnitude(const fsvc_tensor *spec, double power) {
-  FSVC_REFUSE_CUDA(magnitude, spec);
   if (check_live(spec, "magnitude", "input")) return NULL;
   char sb[64];
   if (spec->ndim < 1 || spec->shape[spec->ndim - 1] != 2) {
@@ -714,6 +731,7 @@ fsvc_tensor *fsvc_magnitude(const fsvc_tensor *spec, double power) {
     fsvc_set_error("magnitude: power must be a positive number, got %g", power);
     return NULL;
   }
+  if (fsvc_tensor_is_cuda(spec)) return dsp_magnitude_device(spec, power);
   fsvc_tensor *sc = fsvc_contiguous_raw(spec);
   if (!sc) return NULL;
   fsvc_tensor *out = fsvc_empty(spec->ndim - 1, spec->shape, spec->dtype);
@@ -754,7 +772,6 @@ fsvc_tensor *fsvc_magnitude(const fsvc_tensor *spec, double power) {
 
 /* ---- the reference's spectrogram ------------------------------------------------------------ */
 fsvc_tensor *fsvc_spectrogram(const fsvc_tensor *x, int64_t n_fft, int64_t hop) {
-  FSVC_REFUSE_CUDA(spectrogram, x);
   if (n_fft < 2 || hop < 1) {
     fsvc_set_error("spectrogram: n_fft must be >= 2 and hop >= 1, got %lld and %lld",
                    (long long)n_fft, (long long)hop);

@@ -11,6 +11,7 @@
 // graph replays; the calls that capture forbids on a GPU (cudaMalloc, synchronous copies,
 // synchronisations, use of the legacy stream) fail and invalidate the capture as they do there.
 #include <cublas_v2.h>
+#include <cufft.h>
 #include <cuda_runtime.h>
 
 #include <errno.h>
@@ -298,10 +299,6 @@ void fsvc_emu::syncthreads() {
   swapcontext(&fiber_ctx[current_fiber], &scheduler_ctx);
 }
 
-int fsvc_emu::enqueue_work(cudaStream_t stream, std::function<void()> work) {
-  return (int)enqueue(stream, std::move(work));
-}
-
 void fsvc_emu::submit(const LaunchConfig &cfg, std::function<void()> body, int *barrier_use) {
   unsigned n = cfg.block.x * cfg.block.y * cfg.block.z;
   if (cfg.block.x == 0 || cfg.block.y == 0 || cfg.block.z == 0 || n > 1024 || cfg.block.z > 64 ||
@@ -314,6 +311,10 @@ void fsvc_emu::submit(const LaunchConfig &cfg, std::function<void()> body, int *
   }
   LaunchConfig c = cfg;
   enqueue(cfg.stream, [c, body, barrier_use]() { run_grid(c, body, barrier_use); });
+}
+
+cudaError_t fsvc_emu::enqueue_work(cudaStream_t stream, std::function<void()> work) {
+  return enqueue(stream, std::move(work));
 }
 
 bool fsvc_emu::check_kernel_pointer(const char *kernel, int index, const void *p) {
@@ -347,6 +348,22 @@ void *fsvc_gpu_emulated_cublas(const char *name) {
     {"cublasDgemmStridedBatched", (void *)&cublasDgemmStridedBatched},
     {"cublasGemmStridedBatchedEx", (void *)&cublasGemmStridedBatchedEx},
     {"cublasGetStatusString", (void *)&cublasGetStatusString},
+  };
+  for (auto &e : table)
+    if (strcmp(e.name, name) == 0) return e.fn;
+  return nullptr;
+}
+
+// The emulated cuFFT (emu_fft.cpp), for gpu/ops_fft.c, which otherwise opens libcufft with dlopen.
+void *fsvc_gpu_emulated_cufft(const char *name) {
+  struct { const char *name; void *fn; } table[] = {
+    {"cufftPlanMany", (void *)&cufftPlanMany},
+    {"cufftSetStream", (void *)&cufftSetStream},
+    {"cufftDestroy", (void *)&cufftDestroy},
+    {"cufftExecR2C", (void *)&cufftExecR2C},
+    {"cufftExecC2R", (void *)&cufftExecC2R},
+    {"cufftExecD2Z", (void *)&cufftExecD2Z},
+    {"cufftExecZ2D", (void *)&cufftExecZ2D},
   };
   for (auto &e : table)
     if (strcmp(e.name, name) == 0) return e.fn;

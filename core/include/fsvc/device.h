@@ -104,6 +104,8 @@ typedef struct fsvc_cuda_op_table {
   fsvc_tensor *(*avg_pool1d)(const fsvc_tensor *, int64_t, int64_t, int64_t);
   fsvc_tensor *(*max_pool1d)(const fsvc_tensor *, int64_t, int64_t, int64_t);
   fsvc_tensor *(*interpolate)(const fsvc_tensor *, int64_t, double, fsvc_interp_mode, int);
+  /* signal processing (core/dsp builds the STFT family from these and the ops above) */
+  fsvc_unary_fn rfft;
   /* optimisers and random fills (in place) */
   int (*adam_step_)(fsvc_tensor *, const fsvc_tensor *, fsvc_tensor *, fsvc_tensor *,
                     fsvc_tensor *, const fsvc_adam_params *);

@@ -6,7 +6,7 @@
  * (float32 or float64; strided views are fine); frame-rate tensors are [B, C, T]. Complex spectra
  * use a trailing dim of 2 (real, imag), as torch.view_as_real(torch.stft(...)).
  *
- * Differentiable (autograd nodes): "stft" (w.r.t. the signal), "istft" (w.r.t. the spectrum),
+ * Differentiable (autograd nodes): "rfft", "stft" (w.r.t. the signal), "istft" (w.r.t. the spectrum),
  * "magnitude". Everything built from them (spectrogram, mel_spectrogram, the losses, energy) is a
  * composition of differentiable ops. Not differentiable: windows, filterbanks, oscillators, pitch
  * helpers (they take no gradient-carrying inputs in FasterSVC).
@@ -27,6 +27,14 @@ extern "C" {
 /* ---- windows -------------------------------------------------------------------------------- */
 /* torch.hann_window(n, periodic): 0.5 - 0.5 cos(2 pi k / N), N = n (periodic) or n - 1. */
 fsvc_tensor *fsvc_hann_window(int64_t n, int periodic, fsvc_dtype dt);
+
+/* ---- real FFT -------------------------------------------------------------------------------- */
+/* One-sided real FFT over the last dim, unnormalised (e^{-2 pi i f k / n}): x [..., n] ->
+ * [..., n/2+1, 2] (real, imag), as torch.view_as_real(torch.fft.rfft(x)). float32 or float64.
+ * Differentiable ("rfft"): the gradient is the adjoint, an unnormalised inverse real FFT of the
+ * incoming gradient with bins 1..ceil(n/2)-1 halved (the imaginary parts of bin 0 and, for even
+ * n, of bin n/2 do not reach x). CUDA tensors go through cuFFT. */
+fsvc_tensor *fsvc_rfft(const fsvc_tensor *x);
 
 /* ---- STFT ----------------------------------------------------------------------------------- */
 typedef enum { FSVC_STFT_PAD_REFLECT, FSVC_STFT_PAD_CONSTANT, FSVC_STFT_PAD_REPLICATE } fsvc_stft_pad;

@@ -43,11 +43,12 @@ struct LaunchConfig {
 // threads as plain calls (fast), the others always as fibers.
 enum BarrierUse { kBarrierUnknown = 0, kBarrierNone = 1, kBarrierUsed = 2 };
 
-// Runs work on a stream now, or records it while the stream is being captured (cudaError_t).
-int enqueue_work(cudaStream_t stream, std::function<void()> work);
 // Runs (or, while the stream is being captured, records) a grid of `body` calls.
 void submit(const LaunchConfig &cfg, std::function<void()> body, int *barrier_use);
 void syncthreads();
+// Library work on a stream (the emulated cuBLAS's GEMMs and cuFFT's transforms): runs now, or is recorded while the
+// stream is being captured, as a kernel would be; fails on the legacy stream during a capture.
+cudaError_t enqueue_work(cudaStream_t stream, std::function<void()> work);
 // false (and a message, and cudaErrorIllegalAddress as the launch's error) when p is a host pointer
 bool check_kernel_pointer(const char *kernel, int index, const void *p);
 template <class A> inline bool check_argument(const char *kernel, int index, const A &a) {

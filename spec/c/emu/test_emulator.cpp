@@ -1,8 +1,10 @@
 // Tests of the CPU emulation of CUDA itself (gpu/emu; built only with FSVC_CUDA=EMULATE): that it
 // catches the mistakes it exists to catch (host access to device memory, out-of-bounds kernels,
 // host pointers given to kernels, wrong copy directions, bad launch shapes, calls that stream
-// capture forbids) and that it computes what a GPU computes (block barriers, graphs, the GEMMs).
+// capture forbids) and that it computes what a GPU computes (block barriers, graphs, the GEMMs,
+// the real FFTs).
 #include <cublas_v2.h>
+#include <cufft.h>
 #include <cuda_runtime.h>
 
 #include <math.h>
@@ -236,6 +238,97 @@ void test_gemm() {
   cudaFree(dc);
 }
 
+// R2C / D2Z against a direct DFT, C2R as its inverse (times n), the advanced layout, the input
+// clobbered by C2R, host pointers refused, and execs recorded by stream capture.
+void test_fft() {
+  const int n = 12, batch = 3, nb = n / 2 + 1;
+  std::vector<double> x(n * batch), X(2 * nb * batch), y(n * batch);
+  for (int i = 0; i < n * batch; i++) x[i] = sin(0.7 * i) + 0.1 * i;
+  double *dx, *dX, *dy;
+  cudaMalloc((void **)&dx, x.size() * 8);
+  cudaMalloc((void **)&dX, X.size() * 8);
+  cudaMalloc((void **)&dy, y.size() * 8);
+  cudaMemcpy(dx, x.data(), x.size() * 8, cudaMemcpyHostToDevice);
+  int nn = n;
+  cufftHandle fwd, inv;
+  CHECK(cufftPlanMany(&fwd, 1, &nn, nullptr, 1, 0, nullptr, 1, 0, CUFFT_D2Z, batch) == CUFFT_SUCCESS);
+  CHECK(cufftPlanMany(&inv, 1, &nn, nullptr, 1, 0, nullptr, 1, 0, CUFFT_Z2D, batch) == CUFFT_SUCCESS);
+  CHECK(cufftExecD2Z(fwd, dx, (cufftDoubleComplex *)dX) == CUFFT_SUCCESS);
+  cudaMemcpy(X.data(), dX, X.size() * 8, cudaMemcpyDeviceToHost);
+  double worst = 0;
+  for (int b = 0; b < batch; b++)
+    for (int f = 0; f < nb; f++) {
+      double re = 0, im = 0;
+      for (int k = 0; k < n; k++) {
+        re += x[b * n + k] * cos(2 * M_PI * f * k / n);
+        im -= x[b * n + k] * sin(2 * M_PI * f * k / n);
+      }
+      worst = fmax(worst, fabs(X[2 * (b * nb + f)] - re) + fabs(X[2 * (b * nb + f) + 1] - im));
+    }
+  CHECK(worst < 1e-12);
+  CHECK(cufftExecZ2D(inv, (cufftDoubleComplex *)dX, dy) == CUFFT_SUCCESS);
+  cudaMemcpy(y.data(), dy, y.size() * 8, cudaMemcpyDeviceToHost);
+  worst = 0;
+  for (int i = 0; i < n * batch; i++) worst = fmax(worst, fabs(y[i] / n - x[i]));
+  CHECK(worst < 1e-12);
+  cudaMemcpy(X.data(), dX, X.size() * 8, cudaMemcpyDeviceToHost);
+  CHECK(std::isnan(X[0]));  // C2R overwrote its input, as cuFFT may
+  CHECK(cufftExecZ2D(fwd, (cufftDoubleComplex *)dX, dy) == CUFFT_INVALID_TYPE);  // wrong direction
+  CHECK(cufftExecD2Z(fwd, x.data(), (cufftDoubleComplex *)dX) == CUFFT_EXEC_FAILED);  // host input
+  // advanced layout: every other real of each row (stride 2, distance 2n), float32
+  cufftHandle strided;
+  int emb = n;
+  float *fx;
+  cufftComplex *fX;
+  cudaMalloc((void **)&fx, 2 * n * batch * 4);
+  cudaMalloc((void **)&fX, nb * batch * 8);
+  std::vector<float> hx(2 * n * batch), hX(2 * nb * batch);
+  for (int i = 0; i < 2 * n * batch; i++) hx[i] = (float)x[(i / 2) % (n * batch)];
+  cudaMemcpy(fx, hx.data(), hx.size() * 4, cudaMemcpyHostToDevice);
+  CHECK(cufftPlanMany(&strided, 1, &nn, &emb, 2, 2 * n, &emb, 1, nb, CUFFT_R2C, batch) == CUFFT_SUCCESS);
+  CHECK(cufftExecR2C(strided, fx, fX) == CUFFT_SUCCESS);
+  cudaMemcpy(hX.data(), fX, hX.size() * 4, cudaMemcpyDeviceToHost);
+  worst = 0;
+  for (int b = 0; b < batch; b++)  // row b holds x[b*n ..] (each value twice; stride 2 reads one)
+    for (int f = 0; f < nb; f++) {
+      double re = 0;
+      for (int k = 0; k < n; k++) re += x[b * n + k] * cos(2 * M_PI * f * k / n);
+      worst = fmax(worst, fabs(hX[2 * (b * nb + f)] - re));
+    }
+  CHECK(worst < 1e-4);
+  // capture records the exec; the graph runs it
+  cudaStream_t s;
+  cudaStreamCreate(&s);
+  CHECK(cufftSetStream(fwd, s) == CUFFT_SUCCESS);
+  cudaMemcpy(dx, x.data(), x.size() * 8, cudaMemcpyHostToDevice);
+  cudaMemset(dX, 0, X.size() * 8);
+  CHECK(cudaStreamBeginCapture(s, cudaStreamCaptureModeGlobal) == cudaSuccess);
+  CHECK(cufftExecD2Z(fwd, dx, (cufftDoubleComplex *)dX) == CUFFT_SUCCESS);
+  cudaGraph_t g;
+  CHECK(cudaStreamEndCapture(s, &g) == cudaSuccess);
+  double first = 1;
+  cudaMemcpy(&first, dX, 8, cudaMemcpyDeviceToHost);
+  CHECK(first == 0);  // recorded, not run
+  cudaGraphExec_t ge;
+  CHECK(cudaGraphInstantiate(&ge, g, 0) == cudaSuccess);
+  CHECK(cudaGraphLaunch(ge, s) == cudaSuccess);
+  cudaMemcpy(&first, dX, 8, cudaMemcpyDeviceToHost);
+  double dc = 0;
+  for (int k = 0; k < n; k++) dc += x[k];
+  CHECK(fabs(first - dc) < 1e-12);
+  cudaGraphExecDestroy(ge);
+  cudaGraphDestroy(g);
+  cudaStreamDestroy(s);
+  CHECK(cufftDestroy(fwd) == CUFFT_SUCCESS && cufftDestroy(inv) == CUFFT_SUCCESS &&
+        cufftDestroy(strided) == CUFFT_SUCCESS);
+  CHECK(cufftDestroy(fwd) == CUFFT_INVALID_PLAN);
+  cudaFree(dx);
+  cudaFree(dX);
+  cudaFree(dy);
+  cudaFree(fx);
+  cudaFree(fX);
+}
+
 }  // namespace
 
 int main() {
@@ -244,5 +337,6 @@ int main() {
   test_barriers();
   test_capture_and_graphs();
   test_gemm();
+  test_fft();
   return CTEST_END();
 }

@@ -1,0 +1,136 @@
+/* The STFT family on CUDA tensors, composed of device-generic public ops and fsvc_rfft (cuFFT on
+ * CUDA), so every step dispatches to the device and autograd comes from the ops' own nodes.
+ *
+ * stft:      [B, L] -pad (reflect/constant/replicate, n_fft/2 each side when centred)-> [B, Lp]
+ *            -index_select of the frame positions t*hop + k-> [B, T, n] -* window-> -rfft->
+ *            [B, T, n/2+1, 2] (-two-sided: cat with conj of bins n-f-) -transpose-> [B, F, T, 2].
+ *            The frames are gathered rather than taken as an overlapping strided view because the
+ *            library has no differentiable as_strided: index_select's backward (an index add)
+ *            is the overlap-add the STFT's adjoint needs.
+ * magnitude: re^2 + im^2, then ^(p/2) through `where`, so the gradient is 0 where |X| = 0 (as on
+ *            the CPU) instead of the NaN that sqrt'(0) * 0 would give.
+ * The graph differs from the CPU's single "stft"/"magnitude" nodes; the values and gradients are
+ * the same (spec/cuda_dsp_spec.lua). */
+#include <stdlib.h>
+
+#include "dsp_internal.h"
+#include "fsvc/device.h"
+#include "fsvc/error.h"
+#include "fsvc/ops.h"
+
+/* host float64 values -> a [n] tensor of dtype dt on dev */
+static fsvc_tensor *host_vector_on(const double *v, int64_t n, fsvc_dtype dt, fsvc_device dev) {
+  fsvc_tensor *h = fsvc_empty(1, &n, FSVC_FLOAT64);
+  if (!h) return NULL;
+  double *d = fsvc_data(h);
+  for (int64_t i = 0; i < n; i++) d[i] = v[i];
+  fsvc_tensor *c = fsvc_to_dtype_raw(h, dt);
+  fsvc_tensor_release(h);
+  fsvc_tensor *out = c ? fsvc_to_device_raw(c, dev) : NULL;
+  fsvc_tensor_release(c);
+  return out;
+}
+
+/* An int64 [n] index tensor on the host for the caller to fill: index_select moves CPU indices
+ * to the data's device (they are checked there on the host copy). */
+static fsvc_tensor *host_index(int64_t n, int64_t **fill) {
+  fsvc_tensor *h = fsvc_empty(1, &n, FSVC_INT64);
+  if (h) *fill = fsvc_data(h);
+  return h;
+}
+
+/* Releases `old` and returns `new_ref` (chains of ops with one live temporary). */
+static fsvc_tensor *step(fsvc_tensor *old, fsvc_tensor *new_ref) {
+  fsvc_tensor_release(old);
+  return new_ref;
+}
+
+fsvc_tensor *dsp_stft_device(const fsvc_tensor *x, const dsp_stft_geometry *g) {
+  const fsvc_device dev = fsvc_tensor_device(x);
+  const int64_t n = g->n_fft, nb = n / 2 + 1, T = g->T;
+  fsvc_tensor *s = x->ndim == 1 ? fsvc_unsqueeze(x, 0) : fsvc_tensor_retain((fsvc_tensor *)x);
+  if (s && g->pad > 0) {
+    int64_t pads[2] = {g->pad, g->pad};
+    fsvc_pad_mode mode = g->mode == FSVC_STFT_PAD_REFLECT     ? FSVC_PAD_REFLECT
+                         : g->mode == FSVC_STFT_PAD_REPLICATE ? FSVC_PAD_REPLICATE
+                                                              : FSVC_PAD_CONSTANT;
+    s = step(s, fsvc_pad(s, 2, pads, mode, 0.0));
+  }
+  /* frames: [B, Lp] -> [B, T * n] -> [B, T, n] */
+  int64_t *pos = NULL;
+  fsvc_tensor *idx = s ? host_index(T * n, &pos) : NULL;
+  if (idx)
+    for (int64_t t = 0; t < T; t++)
+      for (int64_t k = 0; k < n; k++) pos[t * n + k] = t * g->hop + k;
+  s = idx ? step(s, fsvc_index_select(s, 1, idx)) : step(s, NULL);
+  fsvc_tensor_release(idx);
+  int64_t fshape[3] = {g->B, T, n};
+  if (s) s = step(s, fsvc_reshape(s, 3, fshape));
+  fsvc_tensor *w = s ? host_vector_on(g->window, n, x->dtype, dev) : NULL;
+  s = w ? step(s, fsvc_mul(s, w)) : step(s, NULL);
+  fsvc_tensor_release(w);
+  if (s) s = step(s, fsvc_rfft(s)); /* [B, T, nb, 2] */
+  if (s && !g->onesided && n > nb) {
+    /* bins f = nb..n-1 of a real signal's spectrum are conj(X_{n-f}) */
+    fsvc_tensor *ridx = host_index(n - nb, &pos);
+    if (ridx)
+      for (int64_t f = nb; f < n; f++) pos[f - nb] = n - f;
+    fsvc_tensor *mirror = ridx ? fsvc_index_select(s, 2, ridx) : NULL;
+    fsvc_tensor_release(ridx);
+    const double conj_sign[2] = {1.0, -1.0};
+    fsvc_tensor *sign = mirror ? host_vector_on(conj_sign, 2, x->dtype, dev) : NULL;
+    fsvc_tensor *conj = sign ? fsvc_mul(mirror, sign) : NULL;
+    fsvc_tensor_release(mirror);
+    fsvc_tensor_release(sign);
+    s = conj ? step(s, fsvc_cat(2, (fsvc_tensor *[]){s, conj}, 2)) : step(s, NULL);
+    fsvc_tensor_release(conj);
+  }
+  if (s) s = step(s, fsvc_transpose(s, 1, 2)); /* [B, F, T, 2] */
+  if (s) s = step(s, fsvc_contiguous(s));
+  if (s && x->ndim == 1) s = step(s, fsvc_select(s, 0, 0));
+  return s;
+}
+
+fsvc_tensor *dsp_magnitude_device(const fsvc_tensor *spec, double power) {
+  fsvc_tensor *re = fsvc_select(spec, spec->ndim - 1, 0);
+  fsvc_tensor *im = re ? fsvc_select(spec, spec->ndim - 1, 1) : NULL;
+  fsvc_tensor *re2 = im ? fsvc_mul(re, re) : NULL;
+  fsvc_tensor *im2 = re2 ? fsvc_mul(im, im) : NULL;
+  fsvc_tensor *r2 = im2 ? fsvc_add(re2, im2) : NULL;
+  fsvc_tensor_release(re);
+  fsvc_tensor_release(im);
+  fsvc_tensor_release(re2);
+  fsvc_tensor_release(im2);
+  if (!r2 || power == 2.0) return r2;
+  /* r2^(p/2) where r2 > 0, else 0; the unused branch sees 1, so no 0 * inf in the gradient */
+  fsvc_tensor *zero = fsvc_scalar(0.0, spec->dtype), *one = fsvc_scalar(1.0, spec->dtype);
+  fsvc_tensor *half_p = fsvc_scalar(0.5 * power, spec->dtype);
+  fsvc_tensor *pos = zero && one && half_p ? fsvc_gt(r2, zero) : NULL;
+  fsvc_tensor *safe = pos ? fsvc_where(pos, r2, one) : NULL;
+  fsvc_tensor *m = safe ? (power == 1.0 ? fsvc_sqrt(safe) : fsvc_pow(safe, half_p)) : NULL;
+  fsvc_tensor *out = m ? fsvc_where(pos, m, zero) : NULL;
+  fsvc_tensor_release(r2);
+  fsvc_tensor_release(zero);
+  fsvc_tensor_release(one);
+  fsvc_tensor_release(half_p);
+  fsvc_tensor_release(pos);
+  fsvc_tensor_release(safe);
+  fsvc_tensor_release(m);
+  return out;
+}
+
+fsvc_tensor *dsp_zero_nonfinite_device(fsvc_tensor *a) {
+  if (!a) return NULL;
+  /* finite <=> a - a == 0 (NaN - NaN and Inf - Inf are NaN); taken on a detached alias */
+  fsvc_tensor *ad = fsvc_detach(a);
+  fsvc_tensor *d = ad ? fsvc_sub(ad, ad) : NULL;
+  fsvc_tensor *zero = d ? fsvc_scalar(0.0, a->dtype) : NULL;
+  fsvc_tensor *finite = zero ? fsvc_eq(d, zero) : NULL;
+  fsvc_tensor *out = finite ? fsvc_where(finite, a, zero) : NULL;
+  fsvc_tensor_release(ad);
+  fsvc_tensor_release(d);
+  fsvc_tensor_release(zero);
+  fsvc_tensor_release(finite);
+  fsvc_tensor_release(a);
+  return out;
+}
