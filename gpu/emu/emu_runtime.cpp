@@ -64,6 +64,10 @@ const char *device_what = "";
 bool protect = true;
 size_t memory_limit = (size_t)16 << 30;
 bool initialised = false;
+// FSVC_EMU_ORDER=reverse runs blocks, and threads within a block, last first: a kernel whose result
+// depends on the order its threads run in (a race on a GPU) then gives another answer, which the
+// CPU-vs-CUDA specs see. CI runs the CUDA spec both ways.
+bool reverse_order = false;
 
 void on_segv(int sig, siginfo_t *info, void *ctx);
 
@@ -72,6 +76,8 @@ void init_once() {
   initialised = true;
   const char *p = getenv("FSVC_EMU_PROTECT");
   if (p && strcmp(p, "0") == 0) protect = false;
+  const char *o = getenv("FSVC_EMU_ORDER");
+  if (o && strcmp(o, "reverse") == 0) reverse_order = true;
   const char *m = getenv("FSVC_EMU_MEMORY_MB");
   if (m && atol(m) > 0) memory_limit = (size_t)atol(m) << 20;
   struct sigaction sa;
@@ -243,7 +249,8 @@ void run_block_fibers(const std::function<void()> &body, unsigned n) {
   unsigned done = 0;
   while (done < n) {
     // one round: every thread runs to its next barrier or to its end
-    for (unsigned t = 0; t < n; t++) {
+    for (unsigned i = 0; i < n; i++) {
+      unsigned t = reverse_order ? n - 1 - i : i;
       if (fiber_state[t] == kDone) continue;
       fiber_state[t] = kReady;
       current_fiber = (int)t;
@@ -264,21 +271,21 @@ void run_grid(const fsvc_emu::LaunchConfig &cfg, const std::function<void()> &bo
   unsigned n = cfg.block.x * cfg.block.y * cfg.block.z;
   bool fibers = *barrier_use != fsvc_emu::kBarrierNone;
   barrier_reached = false;
-  for (unsigned bz = 0; bz < cfg.grid.z; bz++)
-    for (unsigned by = 0; by < cfg.grid.y; by++)
-      for (unsigned bx = 0; bx < cfg.grid.x; bx++) {
-        blockIdx.x = bx;
-        blockIdx.y = by;
-        blockIdx.z = bz;
-        if (fibers) {
-          run_block_fibers(body, n);
-        } else {
-          for (unsigned t = 0; t < n; t++) {
-            set_thread_index(t);
-            body();
-          }
-        }
+  uint64_t n_blocks = (uint64_t)cfg.grid.x * cfg.grid.y * cfg.grid.z;
+  for (uint64_t i = 0; i < n_blocks; i++) {
+    uint64_t b = reverse_order ? n_blocks - 1 - i : i;
+    blockIdx.x = (unsigned)(b % cfg.grid.x);
+    blockIdx.y = (unsigned)(b / cfg.grid.x % cfg.grid.y);
+    blockIdx.z = (unsigned)(b / ((uint64_t)cfg.grid.x * cfg.grid.y));
+    if (fibers) {
+      run_block_fibers(body, n);
+    } else {
+      for (unsigned k = 0; k < n; k++) {
+        set_thread_index(reverse_order ? n - 1 - k : k);
+        body();
       }
+    }
+  }
   if (*barrier_use == fsvc_emu::kBarrierUnknown)
     *barrier_use = barrier_reached ? fsvc_emu::kBarrierUsed : fsvc_emu::kBarrierNone;
   fsvc_emu_leave_device();
@@ -332,6 +339,11 @@ extern "C" {
 int fsvc_emu_is_device_pointer(const void *p) {
   std::lock_guard<std::recursive_mutex> lock(device_mutex);
   return find_mapping(p) != nullptr;
+}
+
+void fsvc_emu_set_reverse_order(int reverse) {
+  init_once();
+  reverse_order = reverse != 0;
 }
 
 int fsvc_emu_is_device_range(const void *p, size_t n) {

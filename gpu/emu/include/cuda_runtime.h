@@ -125,6 +125,8 @@ cudaError_t cudaGraphDestroy(cudaGraph_t graph);
 int fsvc_emu_is_device_pointer(const void *p);
 /* 1 when [p, p + n) lies inside one live device allocation */
 int fsvc_emu_is_device_range(const void *p, size_t n);
+/* 1: run blocks and their threads last first (as FSVC_EMU_ORDER=reverse does from the start) */
+void fsvc_emu_set_reverse_order(int reverse);
 /* host code that must touch device memory on the emulator's behalf (the emulated cuBLAS and cuFFT)
  * brackets the access with these */
 void fsvc_emu_enter_device(const char *what);

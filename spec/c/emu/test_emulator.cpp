@@ -46,6 +46,9 @@ __global__ void block_sum_kernel(const float *x, int n, float *out) {
   if (threadIdx.x == 0) out[blockIdx.x] = shm[0];
 }
 
+// a race: every thread writes the same element; the last writer wins
+__global__ void racy_kernel(int *p) { p[0] = (int)(blockIdx.x * blockDim.x + threadIdx.x); }
+
 // runs f in a child process; returns its stderr and whether it died of SIGSEGV
 std::string run_child(void (*f)(), bool *segv) {
   int fds[2];
@@ -141,6 +144,19 @@ void test_barriers() {
   }
   cudaFree(x);
   cudaFree(out);
+}
+
+void test_reverse_order() {
+  int *d = nullptr, h[2] = {0, 0};
+  cudaMalloc((void **)&d, sizeof(int));
+  for (int rev = 0; rev < 2; rev++) {
+    fsvc_emu_set_reverse_order(rev);
+    LAUNCH(racy_kernel, 4, 64, nullptr)(d);
+    cudaMemcpy(&h[rev], d, sizeof(int), cudaMemcpyDeviceToHost);
+  }
+  fsvc_emu_set_reverse_order(0);
+  CHECK(h[0] == 255 && h[1] == 0);  // the race shows as two answers
+  cudaFree(d);
 }
 
 void test_capture_and_graphs() {
@@ -335,6 +351,7 @@ int main() {
   test_memory_protection();
   test_copies_and_launches();
   test_barriers();
+  test_reverse_order();
   test_capture_and_graphs();
   test_gemm();
   test_fft();
