@@ -117,7 +117,9 @@ static int be_memcpy(void *dst, fsvc_device dd, const void *src, fsvc_device sd,
   /* synchronous with respect to the host: the CPU side reads or frees its buffer right after */
   cudaStream_t s = (cudaStream_t)fsvc_gpu_stream();
   if (fsvc_gpu_check((int)cudaMemcpyAsync(dst, src, n, kind, s), "copy") != 0) return -1;
-  return fsvc_gpu_check((int)cudaStreamSynchronize(s), "copy");
+  if (fsvc_gpu_check((int)cudaStreamSynchronize(s), "copy") != 0) return -1;
+  /* a copy to the host is where results are seen: index errors found on the device surface here */
+  return kind == cudaMemcpyDeviceToHost ? fsvc_gpu_check_index_errors() : 0;
 }
 
 static int be_copy_strided(fsvc_tensor *dst, const fsvc_tensor *src) {

@@ -36,6 +36,19 @@ int fsvc_gpu_check(int code, const char *what);
 /* checks the last launch (cudaGetLastError) */
 int fsvc_gpu_check_launch(const char *what);
 
+/* Index errors found on the device (index_select, gather, scatter_add with CUDA indices): the
+ * kernels skip an out-of-range index and write its op's code into this device word; the host
+ * reads it at its next synchronisation (fsvc_gpu_synchronize, copies to the host), as CUDA's
+ * device-side asserts are seen, instead of copying every index tensor to the host first. */
+enum { FSVC_GPU_INDEX_ERR_INDEX_SELECT = 1, FSVC_GPU_INDEX_ERR_GATHER = 2, FSVC_GPU_INDEX_ERR_SCATTER_ADD = 3 };
+/* the word (allocated on first use; NULL with an error set if that fails); marks a check pending */
+int *fsvc_gpu_index_error_word(void);
+/* 0, or -1 with "OP: index out of range ..." when a kernel recorded one since the last check
+ * (synchronises the current stream when a check is pending) */
+int fsvc_gpu_check_index_errors(void);
+/* a graph replay may run index kernels: the next synchronisation checks the word */
+void fsvc_gpu_index_check_pending(void);
+
 /* ---- allocator (allocator.c) ---------------------------------------------------------------- */
 void *fsvc_gpu_alloc(int device, size_t nbytes);
 void fsvc_gpu_release(void *owner, void *p, size_t nbytes);

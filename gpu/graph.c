@@ -123,6 +123,7 @@ int fsvc_gpu_graph_replay(fsvc_gpu_graph *g) {
     fsvc_set_error("cuda graph: replay before a successful capture");
     return -1;
   }
+  fsvc_gpu_index_check_pending(); /* the graph may hold index kernels */
   return fsvc_gpu_check((int)cudaGraphLaunch(g->exec, (cudaStream_t)fsvc_gpu_stream()), "cuda graph replay");
 }
 

@@ -190,43 +190,35 @@ static fsvc_tensor *gpu_pad(const fsvc_tensor *a, int n_pads, const int64_t *pad
 }
 
 /* ---- index_select / gather / scatter_add ------------------------------------------------------------ */
-/* The index on a's device (new reference): a CPU int64 index (built from a Lua list) is moved, for
- * convenience; negative entries are refused here, on the host copy (an out-of-range index on the
- * device would corrupt memory), upper bounds by index_max_ok. */
-static fsvc_tensor *device_index(const char *op, const fsvc_tensor *index, const fsvc_tensor *a) {
+/* The index on a's device (new reference). A CPU int64 index (built from a Lua list) is checked
+ * on the host, where it already is, against [0, bound) and moved; a CUDA index is used as it is:
+ * the kernels check it and report through the index-error word (gpu_internal.h), so no index is
+ * copied to the host (no synchronisation, and the op can be captured into a CUDA graph). */
+static fsvc_tensor *device_index(const char *op, const fsvc_tensor *index, const fsvc_tensor *a, int64_t bound) {
   if (!index || !index->storage) { fsvc_set_error("%s: index is missing or freed", op); return NULL; }
   if (index->dtype != FSVC_INT64) { fsvc_set_error("%s: index must be int64, got %s", op, fsvc_dtype_name(index->dtype)); return NULL; }
-  fsvc_tensor *h = fsvc_tensor_is_cuda(index) ? fsvc_to_device_raw(index, fsvc_cpu()) : fsvc_contiguous_raw(index);
+  if (fsvc_tensor_is_cuda(index)) {
+    if (!fsvc_device_equal(index->storage->device, a->storage->device)) { fsvc_set_error("%s: index on another device", op); return NULL; }
+    return fsvc_tensor_retain((fsvc_tensor *)index);
+  }
+  fsvc_tensor *h = fsvc_contiguous_raw(index);
   if (!h) return NULL;
   const int64_t *p = fsvc_data(h);
-  for (int64_t i = 0, n = fsvc_numel(h); i < n; i++)
+  for (int64_t i = 0, n = fsvc_numel(h); i < n; i++) {
     if (p[i] < 0) {
       fsvc_set_error("%s: index %lld is negative", op, (long long)p[i]);
       fsvc_tensor_release(h);
       return NULL;
     }
-  fsvc_tensor_release(h);
-  if (fsvc_tensor_is_cuda(index)) {
-    if (!fsvc_device_equal(index->storage->device, a->storage->device)) { fsvc_set_error("%s: index on another device", op); return NULL; }
-    return fsvc_tensor_retain((fsvc_tensor *)index);
-  }
-  return fsvc_to_device_raw(index, a->storage->device);
-}
-
-static int index_max_ok(const char *op, const fsvc_tensor *index, int64_t size) {
-  fsvc_tensor *h = fsvc_to_device_raw(index, fsvc_cpu());
-  if (!h) return -1;
-  const int64_t *p = fsvc_data(h);
-  int64_t n = fsvc_numel(h);
-  int rc = 0;
-  for (int64_t i = 0; i < n; i++)
-    if (p[i] >= size) {
-      fsvc_set_error("%s: index %lld out of range for a dim of size %lld", op, (long long)p[i], (long long)size);
-      rc = -1;
-      break;
+    if (p[i] >= bound) {
+      fsvc_set_error("%s: index %lld out of range for a dim of size %lld", op, (long long)p[i], (long long)bound);
+      fsvc_tensor_release(h);
+      return NULL;
     }
+  }
+  fsvc_tensor *moved = fsvc_to_device_raw(h, a->storage->device);
   fsvc_tensor_release(h);
-  return rc;
+  return moved;
 }
 
 /* saved[0] = index (contiguous); iarg[0] = dim */
@@ -254,8 +246,8 @@ static fsvc_tensor *gpu_index_select(const fsvc_tensor *a, int dim, const fsvc_t
   int d = fsvc_normalize_dim(dim, a->ndim, "index_select");
   if (d < 0) return NULL;
   int64_t size = a->ndim ? a->shape[d] : 1;
-  fsvc_tensor *di = device_index("index_select", index, a);
-  if (!di || index_max_ok("index_select", di, size) != 0) { fsvc_tensor_release(di); return NULL; }
+  fsvc_tensor *di = device_index("index_select", index, a, size);
+  if (!di) return NULL;
   fsvc_tensor *x = fsvc_contiguous_raw(a), *ic = fsvc_contiguous_raw(di);
   fsvc_tensor_release(di);
   int64_t k = fsvc_numel(index), shape[FSVC_MAX_DIMS], outer = 1, inner = 1;
@@ -290,7 +282,7 @@ static int gather_shapes_ok(const char *op, const fsvc_tensor *a, const fsvc_ten
     if (k != d && index->shape[k] > a->shape[k]) goto bad;
     if (src && index->shape[k] > src->shape[k]) goto bad;
   }
-  return index_max_ok(op, index, a->ndim ? a->shape[d] : 1);
+  return 0;
 bad:
   fsvc_set_error("%s: index %s does not fit the input %s along dim %d", op, fsvc_shape_str(index, x, sizeof x),
                  fsvc_shape_str(a, y, sizeof y), d);
@@ -329,7 +321,7 @@ static fsvc_tensor *gather_raw(const fsvc_tensor *a, int d, const fsvc_tensor *i
 static fsvc_tensor *gpu_gather(const fsvc_tensor *a, int dim, const fsvc_tensor *index) {
   if (fsvc_gpu_check_tensor("gather", a, "input") != 0) return NULL;
   int d = fsvc_normalize_dim(dim, a->ndim, "gather");
-  fsvc_tensor *di = d < 0 ? NULL : device_index("gather", index, a);
+  fsvc_tensor *di = d < 0 ? NULL : device_index("gather", index, a, a->ndim ? a->shape[d] : 1);
   if (!di || gather_shapes_ok("gather", a, di, d, NULL) != 0) { fsvc_tensor_release(di); return NULL; }
   fsvc_tensor *out = gather_raw(a, d, di);
   if (out) {
@@ -372,7 +364,7 @@ static fsvc_tensor *gpu_scatter_add(const fsvc_tensor *a, int dim, const fsvc_te
   if (fsvc_gpu_check_tensor("scatter_add", a, "input") != 0 || fsvc_gpu_check_tensor("scatter_add", src, "src") != 0)
     return NULL;
   int d = fsvc_normalize_dim(dim, a->ndim, "scatter_add");
-  fsvc_tensor *di = d < 0 ? NULL : device_index("scatter_add", index, a);
+  fsvc_tensor *di = d < 0 ? NULL : device_index("scatter_add", index, a, a->ndim ? a->shape[d] : 1);
   if (!di || gather_shapes_ok("scatter_add", a, di, d, src) != 0) { fsvc_tensor_release(di); return NULL; }
   fsvc_tensor *sc = src->dtype == a->dtype ? fsvc_tensor_retain((fsvc_tensor *)src) : fsvc_to_dtype_raw(src, a->dtype);
   fsvc_tensor *out = sc ? fsvc_clone_raw(a) : NULL;

@@ -64,7 +64,66 @@ int fsvc_gpu_check(int code, const char *what) {
 int fsvc_gpu_check_launch(const char *what) { return fsvc_gpu_check((int)cudaGetLastError(), what); }
 
 int fsvc_gpu_synchronize(void) {
-  return fsvc_gpu_check((int)cudaDeviceSynchronize(), "synchronize");
+  if (fsvc_gpu_check((int)cudaDeviceSynchronize(), "synchronize") != 0) return -1;
+  return fsvc_gpu_check_index_errors();
+}
+
+/* ---- the index-error word (see gpu_internal.h) ---------------------------------------------- */
+static int *index_error_word = NULL;
+static pthread_mutex_t index_error_lock = PTHREAD_MUTEX_INITIALIZER;
+static int index_check_pending = 0;
+
+int *fsvc_gpu_index_error_word(void) {
+  pthread_mutex_lock(&index_error_lock);
+  if (!index_error_word) {
+    /* plain cudaMalloc, once: the caching allocator's blocks come and go, this word stays */
+    void *p = NULL;
+    cudaError_t e = cudaMalloc(&p, sizeof(int));
+    if (e == cudaSuccess) e = cudaMemset(p, 0, sizeof(int));
+    if (e != cudaSuccess) {
+      (void)cudaGetLastError();
+      pthread_mutex_unlock(&index_error_lock);
+      fsvc_set_error("indexing: cannot allocate the device's index-error word (%s)%s", cudaGetErrorString(e),
+                     e == cudaErrorStreamCaptureUnsupported ? "; run an index op once before capturing a graph" : "");
+      return NULL;
+    }
+    index_error_word = p;
+  }
+  index_check_pending = 1;
+  pthread_mutex_unlock(&index_error_lock);
+  return index_error_word;
+}
+
+void fsvc_gpu_index_check_pending(void) {
+  pthread_mutex_lock(&index_error_lock);
+  if (index_error_word) index_check_pending = 1;
+  pthread_mutex_unlock(&index_error_lock);
+}
+
+int fsvc_gpu_check_index_errors(void) {
+  pthread_mutex_lock(&index_error_lock);
+  if (!index_check_pending || !index_error_word) {
+    pthread_mutex_unlock(&index_error_lock);
+    return 0;
+  }
+  int code = 0;
+  cudaStream_t s = current_stream;
+  cudaError_t e = cudaMemcpyAsync(&code, index_error_word, sizeof code, cudaMemcpyDeviceToHost, s);
+  if (e == cudaSuccess) e = cudaStreamSynchronize(s);
+  if (e == cudaSuccess && code != 0) e = cudaMemsetAsync(index_error_word, 0, sizeof(int), s);
+  if (e != cudaSuccess) {
+    /* inside a capture, for instance: leave the check for the next synchronisation */
+    (void)cudaGetLastError();
+    pthread_mutex_unlock(&index_error_lock);
+    return 0;
+  }
+  index_check_pending = 0;
+  pthread_mutex_unlock(&index_error_lock);
+  if (code == 0) return 0;
+  static const char *const ops[] = {"indexing", "index_select", "gather", "scatter_add"};
+  fsvc_set_error("%s: an index was out of range (found on the device, where it was skipped; "
+                 "reported at the next synchronisation)", ops[code >= 1 && code <= 3 ? code : 0]);
+  return -1;
 }
 
 /* ---- streams and events (the Lua binding exposes these) ------------------------------------ */

@@ -14,9 +14,18 @@ template <> __device__ __forceinline__ void atomic_add<long long>(long long *p, 
 
 // Over every element of the index tensor (geometry ig): position i has coordinates c; the source
 // element is at c in sg (scatter) or with c[dim] replaced by index (gather), and the same for out.
+// An index outside [0, bound) is skipped and recorded in *err (the device's index-error word,
+// runtime.c), which the host reads at its next synchronisation: no host copy of the indices.
+__device__ __forceinline__ bool index_ok(int64_t idx, int64_t bound, int *err, int code) {
+  if (idx >= 0 && idx < bound) return true;
+  if (*err == 0) *err = code;
+  return false;
+}
+
 template <typename T>
 __global__ void gather_scatter_kernel(int mode, T *out, Geom og, const T *src, Geom sg,
-                                      const int64_t *index, Geom ig, int dim, int64_t n) {
+                                      const int64_t *index, Geom ig, int dim, int64_t n, int *err) {
+  const int64_t bound = mode == 0 ? sg.shape[dim] : og.shape[dim];
   FSVC_GRID_LOOP(i, n) {
     int64_t rem = i, ooff = 0, soff = 0, ioff = 0, idx_at_dim = 0;
     int64_t coord[FSVC_MAX_DIMS];
@@ -26,6 +35,8 @@ __global__ void gather_scatter_kernel(int mode, T *out, Geom og, const T *src, G
       ioff += coord[d] * ig.stride[d];
     }
     idx_at_dim = index[ioff];
+    if (!index_ok(idx_at_dim, bound, err, mode == 0 ? FSVC_GPU_INDEX_ERR_GATHER : FSVC_GPU_INDEX_ERR_SCATTER_ADD))
+      continue;
     for (int d = 0; d < ig.ndim; d++) {
       int64_t c = coord[d];
       if (mode == 0) {  // gather: out[c] = src[c with c[dim] = index]
@@ -44,9 +55,10 @@ __global__ void gather_scatter_kernel(int mode, T *out, Geom og, const T *src, G
 // big [outer, big_n, inner], small [outer, small_n, inner] (contiguous), index [small_n]
 template <typename T>
 __global__ void index_select_kernel(int mode, T *big, int64_t big_n, T *small, int64_t small_n,
-                                    const int64_t *index, int64_t outer, int64_t inner) {
+                                    const int64_t *index, int64_t outer, int64_t inner, int *err) {
   FSVC_GRID_LOOP(i, outer * small_n * inner) {
     int64_t in = i % inner, j = (i / inner) % small_n, o = i / (inner * small_n);
+    if (!index_ok(index[j], big_n, err, FSVC_GPU_INDEX_ERR_INDEX_SELECT)) continue;
     int64_t b = (o * big_n + index[j]) * inner + in;
     if (mode == 0) small[i] = big[b];
     else atomic_add(big + b, small[i]);
@@ -107,8 +119,10 @@ extern "C" int fsvc_gpu_gather_scatter_launch(int mode, fsvc_dtype dt, void *out
   int64_t n = 1;
   for (int d = 0; d < ig.ndim; d++) n *= ig.shape[d];
   if (n == 0) return 0;
+  int *err = fsvc_gpu_index_error_word();
+  if (!err) return -1;
   FSVC_DISPATCH_ACC(dt, FSVC_LAUNCH(gather_scatter_kernel, blocks_for(n), kThreads, 0, stream())(
-                            mode, (T *)out, og, (const T *)src, sg, index, ig, dim, n));
+                            mode, (T *)out, og, (const T *)src, sg, index, ig, dim, n, err));
   return fsvc_gpu_check_launch(mode ? "scatter_add" : "gather");
 }
 
@@ -117,8 +131,10 @@ extern "C" int fsvc_gpu_index_select_launch(int mode, fsvc_dtype dt, void *big, 
                                             int64_t inner) {
   int64_t n = outer * small_n * inner;
   if (n == 0) return 0;
+  int *err = fsvc_gpu_index_error_word();
+  if (!err) return -1;
   FSVC_DISPATCH_ACC(dt, FSVC_LAUNCH(index_select_kernel, blocks_for(n), kThreads, 0, stream())(
-                            mode, (T *)big, big_n, (T *)small, small_n, index, outer, inner));
+                            mode, (T *)big, big_n, (T *)small, small_n, index, outer, inner, err));
   return fsvc_gpu_check_launch("index_select");
 }
 
