@@ -281,8 +281,8 @@ void fsvc_lua_check_option_keys(lua_State *L, int idx, const char *op, const cha
 }
 
 /* ---- creation ------------------------------------------------------------------------------- */
-/* Options table of factory functions: {dtype="float32", requires_grad=false}. Finds it as the
- * last argument when it is a table that is not a shape list (has no [1]). */
+/* Options table of factory functions: {dtype="float32", requires_grad=false, device="cpu"}. Finds
+ * it as the last argument when it is a table that is not a shape list (has no [1]). */
 static int is_options_table(lua_State *L, int idx) {
   if (!lua_istable(L, idx)) return 0;
   lua_rawgeti(L, idx, 1);
@@ -296,7 +296,31 @@ typedef struct {
   int64_t shape[FSVC_MAX_DIMS];
   fsvc_dtype dtype;
   int requires_grad;
+  fsvc_device device;
 } factory_args;
+
+/* the `device` field of an options table ("cpu", "cuda", "cuda:1"; absent: the CPU) */
+static fsvc_device opt_device(lua_State *L, int opt, const char *op) {
+  fsvc_device d = fsvc_cpu();
+  if (!opt) return d;
+  lua_getfield(L, opt, "device");
+  if (!lua_isnil(L, -1)) {
+    if (lua_type(L, -1) != LUA_TSTRING)
+      luaL_error(L, "%s: device must be a string such as \"cpu\" or \"cuda:0\", got %s", op, luaL_typename(L, -1));
+    if (fsvc_device_parse(lua_tostring(L, -1), &d) != 0) luaL_error(L, "%s: %s", op, fsvc_last_error());
+  }
+  lua_pop(L, 1);
+  return d;
+}
+
+/* t (a new CPU tensor) on device d; random numbers are drawn on the CPU and moved, so a seed gives
+ * the same values on every device */
+static fsvc_tensor *on_device(fsvc_tensor *t, fsvc_device d) {
+  if (!t || d.type == FSVC_CPU) return t;
+  fsvc_tensor *moved = fsvc_to_device_raw(t, d);
+  fsvc_tensor_release(t);
+  return moved;
+}
 
 /* Parses `fsvc.zeros(2, 3, {dtype=...})` or `fsvc.zeros({2, 3}, {...})` starting at idx. */
 static void parse_factory(lua_State *L, int idx, factory_args *fa, const char *op) {
@@ -305,6 +329,7 @@ static void parse_factory(lua_State *L, int idx, factory_args *fa, const char *o
   fa->ndim = fsvc_lua_check_shape(L, idx, fa->shape, op);
   fa->dtype = FSVC_FLOAT32;
   fa->requires_grad = 0;
+  fa->device = opt_device(L, opt, op);
   if (opt) {
     lua_getfield(L, opt, "dtype");
     fa->dtype = fsvc_lua_opt_dtype(L, -1, FSVC_FLOAT32, op);
@@ -316,6 +341,7 @@ static void parse_factory(lua_State *L, int idx, factory_args *fa, const char *o
 }
 
 static int finish_factory(lua_State *L, fsvc_tensor *t, const factory_args *fa) {
+  if (t && !fsvc_device_equal(fsvc_tensor_device(t), fa->device)) t = on_device(t, fa->device);
   if (t && fa->requires_grad) {
     if (!fsvc_dtype_is_float(t->dtype)) {
       fsvc_tensor_release(t);
@@ -329,17 +355,17 @@ static int finish_factory(lua_State *L, fsvc_tensor *t, const factory_args *fa) 
 static int l_zeros(lua_State *L) {
   factory_args fa;
   parse_factory(L, 1, &fa, "zeros");
-  return finish_factory(L, fsvc_zeros(fa.ndim, fa.shape, fa.dtype), &fa);
+  return finish_factory(L, fsvc_zeros_on(fa.ndim, fa.shape, fa.dtype, fa.device), &fa);
 }
 static int l_ones(lua_State *L) {
   factory_args fa;
   parse_factory(L, 1, &fa, "ones");
-  return finish_factory(L, fsvc_full(fa.ndim, fa.shape, 1.0, fa.dtype), &fa);
+  return finish_factory(L, fsvc_full_on(fa.ndim, fa.shape, 1.0, fa.dtype, fa.device), &fa);
 }
 static int l_empty(lua_State *L) {
   factory_args fa;
   parse_factory(L, 1, &fa, "empty");
-  return finish_factory(L, fsvc_zeros(fa.ndim, fa.shape, fa.dtype), &fa);
+  return finish_factory(L, fsvc_zeros_on(fa.ndim, fa.shape, fa.dtype, fa.device), &fa);
 }
 static int l_full(lua_State *L) { /* full(shape, value, opts) */
   factory_args fa;
@@ -347,7 +373,7 @@ static int l_full(lua_State *L) { /* full(shape, value, opts) */
   double v = fsvc_lua_check_number(L, 2, "full", "value");
   lua_remove(L, 2);
   parse_factory(L, 1, &fa, "full");
-  return finish_factory(L, fsvc_full(fa.ndim, fa.shape, v, fa.dtype), &fa);
+  return finish_factory(L, fsvc_full_on(fa.ndim, fa.shape, v, fa.dtype, fa.device), &fa);
 }
 static int l_rand(lua_State *L) {
   factory_args fa;
@@ -395,7 +421,8 @@ static int l_arange(lua_State *L) { /* arange(end) | arange(start, end, step?) ,
     dt = fsvc_lua_opt_dtype(L, -1, dt, "arange");
     lua_pop(L, 1);
   }
-  return fsvc_lua_push_tensor(L, fsvc_arange(start, end, step, dt));
+  fsvc_device d = opt_device(L, opt, "arange");
+  return fsvc_lua_push_tensor(L, on_device(fsvc_arange(start, end, step, dt), d));
 }
 static int l_linspace(lua_State *L) {
   double a = fsvc_lua_check_number(L, 1, "linspace", "start");
@@ -407,7 +434,8 @@ static int l_linspace(lua_State *L) {
     dt = fsvc_lua_opt_dtype(L, -1, dt, "linspace");
     lua_pop(L, 1);
   }
-  return fsvc_lua_push_tensor(L, fsvc_linspace(a, b, n, dt));
+  fsvc_device d = opt_device(L, lua_istable(L, 4) ? 4 : 0, "linspace");
+  return fsvc_lua_push_tensor(L, on_device(fsvc_linspace(a, b, n, dt), d));
 }
 
 /* fsvc.tensor({{1,2},{3,4}}, {dtype=...}): nested Lua lists (rectangular), or a number (0-d). */
@@ -468,7 +496,8 @@ static int l_tensor(lua_State *L) {
     lua_pop(L, 1);
     requires_grad = fsvc_lua_opt_field_bool(L, 2, "requires_grad", 0, "tensor");
   }
-  fsvc_tensor *t = fsvc_to_dtype_raw(tmp, dt);
+  fsvc_device dev = opt_device(L, lua_istable(L, 2) ? 2 : 0, "tensor");
+  fsvc_tensor *t = on_device(fsvc_to_dtype_raw(tmp, dt), dev);
   if (t && requires_grad) {
     if (!fsvc_dtype_is_float(dt)) { fsvc_tensor_release(t); return luaL_error(L, "tensor: requires_grad needs a float dtype"); }
     t->requires_grad = 1;
@@ -506,11 +535,13 @@ static int l_full_like(lua_State *L) {
 }
 static int l_randn_like(lua_State *L) {
   fsvc_tensor *t = fsvc_lua_check_tensor(L, 1, "randn_like", "input");
-  return fsvc_lua_push_tensor(L, fsvc_randn(t->ndim, t->shape, fsvc_dtype_is_float(t->dtype) ? t->dtype : FSVC_FLOAT32, NULL));
+  return fsvc_lua_push_tensor(L, on_device(fsvc_randn(t->ndim, t->shape, fsvc_dtype_is_float(t->dtype) ? t->dtype : FSVC_FLOAT32, NULL),
+                                           fsvc_tensor_device(t)));
 }
 static int l_rand_like(lua_State *L) {
   fsvc_tensor *t = fsvc_lua_check_tensor(L, 1, "rand_like", "input");
-  return fsvc_lua_push_tensor(L, fsvc_rand(t->ndim, t->shape, fsvc_dtype_is_float(t->dtype) ? t->dtype : FSVC_FLOAT32, NULL));
+  return fsvc_lua_push_tensor(L, on_device(fsvc_rand(t->ndim, t->shape, fsvc_dtype_is_float(t->dtype) ? t->dtype : FSVC_FLOAT32, NULL),
+                                          fsvc_tensor_device(t)));
 }
 
 /* ---- queries -------------------------------------------------------------------------------- */

@@ -34,6 +34,19 @@ if not fsvc.cuda.is_available() then
       assert.are.equal("float64", x:to("float64").dtype) -- dtypes still go through :to
     end)
 
+    it("refuses device = \"cuda\" in factories with the reason", function()
+      for _, f in ipairs({ function() return fsvc.zeros({ 2 }, { device = "cuda" }) end,
+                           function() return fsvc.randn({ 2 }, { device = "cuda:0" }) end,
+                           function() return fsvc.tensor({ 1, 2 }, { device = "cuda" }) end }) do
+        local ok, err = pcall(f)
+        assert.is_false(ok)
+        assert.truthy(tostring(err):find("cuda:0 requested but", 1, true), err)
+      end
+      assert.are.equal("cpu", fsvc.ones({ 2 }, { device = "cpu" }).device)
+      assert.has_error(function() fsvc.zeros({ 2 }, { device = "tpu" }) end)
+      assert.has_error(function() fsvc.zeros({ 2 }, { device = 0 }) end)
+    end)
+
     it("keeps memory statistics at zero", function()
       assert.are.equal(0, fsvc.cuda.memory_allocated())
       assert.is_table(fsvc.cuda.memory_stats())
@@ -351,5 +364,27 @@ describe("cuda indexing with device indices", function()
     local _, idx = qc:matmul(rc:t()):topk(4, 1)
     local want = rc:index_select(0, idx:reshape({ 24 })):reshape({ 6, 4, 8 }):mean(1)
     assert(fsvc.max_abs_diff(picked:cpu(), want) < 1e-5)
+  end)
+end)
+
+describe("cuda factories", function()
+  it("create tensors on the device named by `device`", function()
+    assert.are.equal("cuda:0", fsvc.zeros({ 2, 3 }, { device = "cuda" }).device)
+    assert.are.equal("cuda:0", fsvc.empty({ 2 }, { device = "cuda:0" }).device)
+    local f = fsvc.full({ 3 }, 2.5, { device = "cuda", dtype = "float64" })
+    assert.are.equal("float64", f.dtype)
+    assert.are.same({ 2.5, 2.5, 2.5 }, f:tolist())
+    assert.are.same({ 1, 2, 3 }, fsvc.tensor({ 1, 2, 3 }, { device = "cuda" }):tolist())
+    assert.are.same({ 0, 1, 2 }, fsvc.arange(3, { device = "cuda" }):tolist())
+    assert.are.equal("cuda:0", fsvc.linspace(0, 1, 5, { device = "cuda" }).device)
+    local r = fsvc.randn({ 4 }, { device = "cuda", requires_grad = true })
+    assert.is_true(r.requires_grad and r.grad_fn == nil) -- a leaf
+    -- random numbers come from the CPU generator: the same seed, the same values on every device
+    fsvc.manual_seed(3)
+    local a = fsvc.rand({ 5 }, { device = "cuda" })
+    fsvc.manual_seed(3)
+    assert.are.equal(0, fsvc.max_abs_diff(a:cpu(), fsvc.rand({ 5 })))
+    assert.are.equal("cuda:0", fsvc.randn_like(a).device)
+    assert.are.equal("cuda:0", fsvc.rand_like(a).device)
   end)
 end)
