@@ -18,9 +18,11 @@
  *       :process(f0_chunk) :flush() :reset()
  *   dsp.StreamSTFT{n_fft, hop_length, win_length, window, center=false, pad_mode, onesided}
  *       :process(chunk) :flush() :reset()
- * rfft, stft, magnitude, spectrogram, mel_spectrogram, the two losses and energy take CUDA
- * tensors too; the others raise for them ("... runs on the CPU only for now").
  *   dsp.pitch_shift(f0, semitones)  dsp.freq2id(f0)  dsp.id2freq(ids, {dtype})  dsp.interpolate_f0(f0, n)
+ * rfft, stft, magnitude, spectrogram, mel_spectrogram, the two losses, energy,
+ * oscillate_harmonics and the four pitch helpers take CUDA tensors too; the others (istft, the
+ * streaming objects' process, resample, harvest, dio) raise for them ("... runs on the CPU only
+ * for now").
  *   dsp.resample(x, from, to)       [..., L] -> [..., L'] (libsoxr, not differentiable)
  *   dsp.harvest(x, sr, {f0_floor=71, f0_ceil=800, frame_period=5})  -> float64 [frames]
  *   dsp.dio(x, sr, {f0_floor, f0_ceil, frame_period, allowed_range=0.1, channels_in_octave=2, speed=1})
@@ -229,7 +231,7 @@ static int l_energy(lua_State *L) {
 /* ---- harmonic source -------------------------------------------------------------------------- */
 static int l_oscillate_harmonics(lua_State *L) {
   const char *op = "oscillate_harmonics";
-  fsvc_tensor *f0 = fsvc_lua_check_cpu_tensor(L, 1, op, "f0");
+  fsvc_tensor *f0 = fsvc_lua_check_tensor(L, 1, op, "f0");
   int opt = 0;
   for (int i = 2; i <= 5 && i <= lua_gettop(L); i++)
     if (lua_istable(L, i)) {
@@ -368,17 +370,17 @@ static int l_sstft_gc(lua_State *L) {
 
 /* ---- pitch helpers ---------------------------------------------------------------------------- */
 static int l_pitch_shift(lua_State *L) {
-  fsvc_tensor *f0 = fsvc_lua_check_cpu_tensor(L, 1, "pitch_shift", "f0");
+  fsvc_tensor *f0 = fsvc_lua_check_tensor(L, 1, "pitch_shift", "f0");
   double s = fsvc_lua_check_number(L, 2, "pitch_shift", "semitones");
   return fsvc_lua_push_tensor(L, fsvc_pitch_shift(f0, s));
 }
 
 static int l_freq2id(lua_State *L) {
-  return fsvc_lua_push_tensor(L, fsvc_freq2id(fsvc_lua_check_cpu_tensor(L, 1, "freq2id", "f0")));
+  return fsvc_lua_push_tensor(L, fsvc_freq2id(fsvc_lua_check_tensor(L, 1, "freq2id", "f0")));
 }
 
 static int l_id2freq(lua_State *L) {
-  fsvc_tensor *ids = fsvc_lua_check_cpu_tensor(L, 1, "id2freq", "ids");
+  fsvc_tensor *ids = fsvc_lua_check_tensor(L, 1, "id2freq", "ids");
   static const char *const keys[] = {"dtype", NULL};
   fsvc_lua_check_option_keys(L, 2, "id2freq", keys);
   fsvc_dtype dt = FSVC_FLOAT32;
@@ -391,7 +393,7 @@ static int l_id2freq(lua_State *L) {
 }
 
 static int l_interpolate_f0(lua_State *L) {
-  fsvc_tensor *f0 = fsvc_lua_check_cpu_tensor(L, 1, "interpolate_f0", "f0");
+  fsvc_tensor *f0 = fsvc_lua_check_tensor(L, 1, "interpolate_f0", "f0");
   int64_t n = fsvc_lua_check_int(L, 2, "interpolate_f0", "n_out");
   return fsvc_lua_push_tensor(L, fsvc_interpolate_f0(f0, n));
 }

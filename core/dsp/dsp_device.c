@@ -19,7 +19,7 @@
 #include "fsvc/ops.h"
 
 /* host float64 values -> a [n] tensor of dtype dt on dev */
-static fsvc_tensor *host_vector_on(const double *v, int64_t n, fsvc_dtype dt, fsvc_device dev) {
+fsvc_tensor *dsp_host_vector_on(const double *v, int64_t n, fsvc_dtype dt, fsvc_device dev) {
   fsvc_tensor *h = fsvc_empty(1, &n, FSVC_FLOAT64);
   if (!h) return NULL;
   double *d = fsvc_data(h);
@@ -33,7 +33,7 @@ static fsvc_tensor *host_vector_on(const double *v, int64_t n, fsvc_dtype dt, fs
 
 /* An int64 [n] index tensor on the host for the caller to fill: index_select moves CPU indices
  * to the data's device (they are checked there on the host copy). */
-static fsvc_tensor *host_index(int64_t n, int64_t **fill) {
+fsvc_tensor *dsp_host_index(int64_t n, int64_t **fill) {
   fsvc_tensor *h = fsvc_empty(1, &n, FSVC_INT64);
   if (h) *fill = fsvc_data(h);
   return h;
@@ -58,7 +58,7 @@ fsvc_tensor *dsp_stft_device(const fsvc_tensor *x, const dsp_stft_geometry *g) {
   }
   /* frames: [B, Lp] -> [B, T * n] -> [B, T, n] */
   int64_t *pos = NULL;
-  fsvc_tensor *idx = s ? host_index(T * n, &pos) : NULL;
+  fsvc_tensor *idx = s ? dsp_host_index(T * n, &pos) : NULL;
   if (idx)
     for (int64_t t = 0; t < T; t++)
       for (int64_t k = 0; k < n; k++) pos[t * n + k] = t * g->hop + k;
@@ -66,19 +66,19 @@ fsvc_tensor *dsp_stft_device(const fsvc_tensor *x, const dsp_stft_geometry *g) {
   fsvc_tensor_release(idx);
   int64_t fshape[3] = {g->B, T, n};
   if (s) s = step(s, fsvc_reshape(s, 3, fshape));
-  fsvc_tensor *w = s ? host_vector_on(g->window, n, x->dtype, dev) : NULL;
+  fsvc_tensor *w = s ? dsp_host_vector_on(g->window, n, x->dtype, dev) : NULL;
   s = w ? step(s, fsvc_mul(s, w)) : step(s, NULL);
   fsvc_tensor_release(w);
   if (s) s = step(s, fsvc_rfft(s)); /* [B, T, nb, 2] */
   if (s && !g->onesided && n > nb) {
     /* bins f = nb..n-1 of a real signal's spectrum are conj(X_{n-f}) */
-    fsvc_tensor *ridx = host_index(n - nb, &pos);
+    fsvc_tensor *ridx = dsp_host_index(n - nb, &pos);
     if (ridx)
       for (int64_t f = nb; f < n; f++) pos[f - nb] = n - f;
     fsvc_tensor *mirror = ridx ? fsvc_index_select(s, 2, ridx) : NULL;
     fsvc_tensor_release(ridx);
     const double conj_sign[2] = {1.0, -1.0};
-    fsvc_tensor *sign = mirror ? host_vector_on(conj_sign, 2, x->dtype, dev) : NULL;
+    fsvc_tensor *sign = mirror ? dsp_host_vector_on(conj_sign, 2, x->dtype, dev) : NULL;
     fsvc_tensor *conj = sign ? fsvc_mul(mirror, sign) : NULL;
     fsvc_tensor_release(mirror);
     fsvc_tensor_release(sign);

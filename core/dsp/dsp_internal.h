@@ -44,4 +44,22 @@ fsvc_tensor *dsp_magnitude_device(const fsvc_tensor *spec, double power);
 /* a with NaN/Inf replaced by 0 (those elements carry no gradient); takes over a */
 fsvc_tensor *dsp_zero_nonfinite_device(fsvc_tensor *a);
 
+
+/* host float64 values -> a [n] tensor of dtype dt on dev (one upload, no synchronisation) */
+fsvc_tensor *dsp_host_vector_on(const double *v, int64_t n, fsvc_dtype dt, fsvc_device dev);
+/* An int64 [n] index tensor on the host for the caller to fill (*fill): index_select moves CPU
+ * indices to the data's device (they are checked there on the host copy). */
+fsvc_tensor *dsp_host_index(int64_t n, int64_t **fill);
+
+/* ---- harmonic source and pitch helpers on devices (dsp_device_pitch.c) ------------------------
+ * Composed of device-generic public ops; arguments are validated by the public functions (the
+ * device checks for NaN / out-of-range values and then reports with the CPU's message). The
+ * results carry no autograd history, as on the CPU. */
+fsvc_tensor *dsp_oscillate_harmonics_device(const fsvc_tensor *f0, int64_t frame_size,
+                                            double sample_rate, int num_harmonics,
+                                            double min_frequency, fsvc_tensor **phase_out);
+fsvc_tensor *dsp_freq2id_device(const fsvc_tensor *f0);
+fsvc_tensor *dsp_id2freq_device(const fsvc_tensor *ids, fsvc_dtype dt);
+fsvc_tensor *dsp_interpolate_f0_device(const fsvc_tensor *f0, int64_t n_out);
+
 #endif

@@ -12,11 +12,15 @@
  * harmonic k has phase frac(k * phase), equal to the reference's per-harmonic cumsum. The
  * reference (fixture) accumulates in float32, so it drifts from this by ~1e-5 cycles over 480
  * samples; the float64 phase does not drift over long streams.
+ *
+ * A CUDA f0 takes the whole-signal path of dsp_device_pitch.c (device ops, the same float64
+ * arithmetic); the streaming oscillator stays on the host.
  */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "dsp_internal.h"
 #include "fsvc/device.h"
 #include "fsvc/dsp.h"
 #include "fsvc/error.h"
@@ -224,7 +228,6 @@ static fsvc_tensor *cat_last(const fsvc_tensor *a, const fsvc_tensor *b) {
 fsvc_tensor *fsvc_oscillate_harmonics(const fsvc_tensor *f0, int64_t frame_size,
                                       double sample_rate, int num_harmonics,
                                       double min_frequency, fsvc_tensor **phase_out) {
-  FSVC_REFUSE_CUDA(oscillate_harmonics, f0);
   char sb[64];
   if (!f0 || !f0->storage) {
     fsvc_set_error("oscillate_harmonics: f0 is NULL or freed");
@@ -239,6 +242,16 @@ fsvc_tensor *fsvc_oscillate_harmonics(const fsvc_tensor *f0, int64_t frame_size,
                                            min_frequency);
   if (!o) return NULL;
   fsvc_clear_error();
+  if (fsvc_tensor_is_cuda(f0)) { /* dsp_device_pitch.c; the checks run() makes on the host */
+    fsvc_oscillator_free(o);
+    if (f0->dtype != FSVC_FLOAT32 && f0->dtype != FSVC_FLOAT64) {
+      fsvc_set_error("Oscillator:process: f0 must be float32 or float64, got %s",
+                     fsvc_dtype_name(f0->dtype));
+      return NULL;
+    }
+    return dsp_oscillate_harmonics_device(f0, frame_size, sample_rate, num_harmonics,
+                                          min_frequency, phase_out);
+  }
   fsvc_tensor *p1 = NULL, *p2 = NULL;
   fsvc_tensor *a = run(o, f0, 0, f0->dtype, phase_out ? &p1 : NULL);
   fsvc_tensor *b = a ? run(o, NULL, 1, f0->dtype, phase_out ? &p2 : NULL) : NULL;

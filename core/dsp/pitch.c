@@ -1,8 +1,10 @@
 /* Pitch helpers: semitone shift, the pitch estimator's classes (48 per octave from 10 Hz,
- * 512 classes, class 0 = unvoiced) and the preprocessing's resize of an F0 track. */
+ * 512 classes, class 0 = unvoiced) and the preprocessing's resize of an F0 track. CUDA tensors
+ * take the device compositions of dsp_device_pitch.c after the same argument checks. */
 #include <math.h>
 #include <stdlib.h>
 
+#include "dsp_internal.h"
 #include "fsvc/device.h"
 #include "fsvc/dsp.h"
 #include "fsvc/error.h"
@@ -22,7 +24,6 @@ static int check_in(const fsvc_tensor *t, const char *op, int allow_int) {
 }
 
 fsvc_tensor *fsvc_pitch_shift(const fsvc_tensor *f0, double semitones) {
-  FSVC_REFUSE_CUDA(pitch_shift, f0);
   if (check_in(f0, "pitch_shift", 0)) return NULL;
   if (!isfinite(semitones)) {
     fsvc_set_error("pitch_shift: semitones must be a finite number, got %g", semitones);
@@ -36,8 +37,8 @@ fsvc_tensor *fsvc_pitch_shift(const fsvc_tensor *f0, double semitones) {
 }
 
 fsvc_tensor *fsvc_freq2id(const fsvc_tensor *f0) {
-  FSVC_REFUSE_CUDA(freq2id, f0);
   if (check_in(f0, "freq2id", 0)) return NULL;
+  if (fsvc_tensor_is_cuda(f0)) return dsp_freq2id_device(f0); /* dsp_device_pitch.c */
   const int64_t n = fsvc_numel(f0);
   fsvc_tensor *out = fsvc_empty(f0->ndim, f0->shape, FSVC_INT64);
   if (!out) return NULL;
@@ -58,12 +59,12 @@ fsvc_tensor *fsvc_freq2id(const fsvc_tensor *f0) {
 }
 
 fsvc_tensor *fsvc_id2freq(const fsvc_tensor *ids, fsvc_dtype dt) {
-  FSVC_REFUSE_CUDA(id2freq, ids);
   if (check_in(ids, "id2freq", 1)) return NULL;
   if (dt != FSVC_FLOAT32 && dt != FSVC_FLOAT64) {
     fsvc_set_error("id2freq: dtype must be float32 or float64");
     return NULL;
   }
+  if (fsvc_tensor_is_cuda(ids)) return dsp_id2freq_device(ids, dt);
   const int64_t n = fsvc_numel(ids);
   fsvc_tensor *out = fsvc_empty(ids->ndim, ids->shape, dt);
   if (!out) return NULL;
@@ -80,7 +81,6 @@ fsvc_tensor *fsvc_id2freq(const fsvc_tensor *ids, fsvc_dtype dt) {
 }
 
 fsvc_tensor *fsvc_interpolate_f0(const fsvc_tensor *f0, int64_t n_out) {
-  FSVC_REFUSE_CUDA(interpolate_f0, f0);
   char sb[64];
   if (check_in(f0, "interpolate_f0", 0)) return NULL;
   if (f0->ndim < 1 || f0->ndim > 3 || f0->shape[f0->ndim - 1] < 1 || fsvc_numel(f0) < 1) {
@@ -92,6 +92,7 @@ fsvc_tensor *fsvc_interpolate_f0(const fsvc_tensor *f0, int64_t n_out) {
     fsvc_set_error("interpolate_f0: n_out must be >= 1, got %lld", (long long)n_out);
     return NULL;
   }
+  if (fsvc_tensor_is_cuda(f0)) return dsp_interpolate_f0_device(f0, n_out);
   const int64_t N = f0->shape[f0->ndim - 1], rows = fsvc_numel(f0) / N;
   int64_t shape[3];
   for (int i = 0; i < f0->ndim; i++) shape[i] = f0->shape[i];

@@ -24,11 +24,10 @@
 -- warm-up, one timed repetition, the convert step on 1 s: a check that every step runs (about
 -- 40 s on a 2-core CPU, most of it the 91 M-parameter discriminator), not a measurement.
 --
--- On CUDA: fsvc.cuda.synchronize() around each timed repetition; core/dsp reads host memory, so
--- the log-mel loss and the encoders' spectrogram run as device ops (an STFT as a conv1d with a
--- windowed DFT basis, spec/helpers/device.lua, equal to fsvc.dsp to float rounding) and the other
--- DSP calls (energy, the harmonic oscillator) make a host round trip; --host-dsp sends every DSP
--- call through the host. The table's last column says which DSP calls went through the host.
+-- On CUDA: fsvc.cuda.synchronize() around each timed repetition; the DSP (the log-mel loss, the
+-- encoders' spectrogram, energy, the harmonic oscillator, the pitch helpers) runs on the device
+-- through fsvc.dsp's device paths; --host-dsp sends every DSP call through the host instead. The
+-- table's last column says which DSP calls went through the host (none, unless --host-dsp).
 local D = dofile("spec/helpers/device.lua")
 local PitchEstimator = require "modules.pitch_estimator"
 local ContentEncoder = require "modules.content_encoder"
@@ -114,19 +113,9 @@ if opts.only then
 end
 if cuda and opts.tf32 then fsvc.cuda.set_allow_tf32(true) end
 
-local restore_dsp, host_calls = D.install_host_dsp()
-if cuda and not opts.host_dsp then
-  -- the two STFT users of the training loop run as device ops instead of host round trips
-  local host_spectrogram, host_log_mel = fsvc.dsp.spectrogram, fsvc.dsp.log_mel_loss
-  fsvc.dsp.spectrogram = function(x, n_fft, hop)
-    if x.is_cuda then return D.spectrogram(x, n_fft or 1920, hop or 480) end
-    return host_spectrogram(x, n_fft, hop)
-  end
-  fsvc.dsp.log_mel_loss = function(a, b)
-    if a.is_cuda then return D.log_mel_loss(a, b) end
-    return host_log_mel(a, b)
-  end
-end
+-- DSP on device tensors runs on the device (fsvc.dsp's device paths); only the functions without
+-- one (D.HOST_DSP) make a host round trip, and --host-dsp sends every DSP call through the host
+local restore_dsp, host_calls = D.install_host_dsp(opts.host_dsp and D.ALL_DSP or nil)
 
 local function sync() if cuda then fsvc.cuda.synchronize() end end
 

@@ -1,9 +1,11 @@
 /* Functions without a device implementation refuse CUDA tensors with one line instead of reading
  * a device pointer as host memory: the core/dsp functions without a device path and the
- * safetensors writer. A CUDA tensor is imitated by a CPU tensor whose storage says cuda:0 (as in
+ * safetensors writer. The functions with a device path check their arguments before taking it
+ * (checked here with arguments that must fail first). A CUDA tensor is imitated by a CPU tensor whose storage says cuda:0 (as in
  * test_device.c): a refusal happens before any byte is read, so this runs on any machine, and the
  * host memory is freed by the CPU allocator whatever the device field says. */
 #define _GNU_SOURCE
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,14 +43,22 @@ static void test_dsp(void) {
   fsvc_stft_options so;
   fsvc_stft_default_options(&so, 16);
 
-  /* stft, magnitude, spectrogram, mel_spectrogram, the losses and energy have device paths
-   * (core/dsp/dsp_device.c, tested in spec/cuda_dsp_spec.lua); the others refuse */
+  /* stft, magnitude, spectrogram, mel_spectrogram, the losses, energy, oscillate_harmonics and
+   * the pitch helpers have device paths (core/dsp/dsp_device.c, dsp_device_pitch.c, tested in
+   * spec/cuda_dsp_spec.lua); the others refuse */
   CHECK(fsvc_istft(spec, &so, 0) == NULL && refused("istft"));
-  CHECK(fsvc_oscillate_harmonics(f0, 480, 24000, 0, 10, NULL) == NULL && refused("oscillate_harmonics"));
-  CHECK(fsvc_pitch_shift(f0, 2) == NULL && refused("pitch_shift"));
-  CHECK(fsvc_freq2id(f0) == NULL && refused("freq2id"));
-  CHECK(fsvc_id2freq(ids, FSVC_FLOAT32) == NULL && refused("id2freq"));
-  CHECK(fsvc_interpolate_f0(f0, 8) == NULL && refused("interpolate_f0"));
+
+  /* bad arguments with a CUDA tensor get the CPU's message before any device work */
+  CHECK(fsvc_oscillate_harmonics(ids, 480, 24000, 0, 10, NULL) == NULL &&
+        strstr(fsvc_last_error(), "must be float32 or float64"));
+  CHECK(fsvc_oscillate_harmonics(cwave, 480, 24000, 0, 10, NULL) == NULL &&
+        strstr(fsvc_last_error(), "oscillate_harmonics: f0 must be [B, 1, T]"));
+  CHECK(fsvc_oscillate_harmonics(f0, 0, 24000, 0, 10, NULL) == NULL &&
+        strstr(fsvc_last_error(), "frame_size >= 1"));
+  CHECK(fsvc_freq2id(ids) == NULL && strstr(fsvc_last_error(), "freq2id: input must be float32"));
+  CHECK(fsvc_pitch_shift(f0, NAN) == NULL && strstr(fsvc_last_error(), "pitch_shift: semitones"));
+  CHECK(fsvc_id2freq(ids, FSVC_INT64) == NULL && strstr(fsvc_last_error(), "id2freq: dtype"));
+  CHECK(fsvc_interpolate_f0(f0, 0) == NULL && strstr(fsvc_last_error(), "interpolate_f0: n_out"));
 
   fsvc_oscillator *osc = fsvc_oscillator_new(1, 480, 24000, 0, 10);
   CHECK(osc != NULL);

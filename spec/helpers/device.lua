@@ -5,12 +5,13 @@
 --   D.parse(name)            "cpu" | "cuda" | "cuda:N" -> canonical name ("cuda" -> "cuda:0"), or
 --                            nil and a message
 --   D.unavailable(device)    nil when the device can be used, else why not (a one-line string)
---   D.install_host_dsp()     -> restore(), calls: while installed, an fsvc.dsp function given a
+--   D.install_host_dsp([names]) -> restore(), calls: while installed, each fsvc.dsp function in
+--                            names (default D.HOST_DSP, the ones without a device path) given a
 --                            CUDA tensor runs on host copies and its tensor results move back to
 --                            that device (differentiable both ways: moves are "to_device" nodes).
---                            core/dsp reads host memory and refuses CUDA tensors, so this is how
---                            the networks run on a GPU until the DSP has device kernels.
---                            calls[name] counts the round trips.
+--                            calls[name] counts the round trips. D.ALL_DSP (every fsvc.dsp
+--                            function that takes tensors) sends all of them through the host,
+--                            e.g. to compare a device path with its host round trip.
 --   D.spectrogram(x, n_fft, hop), D.log_mel_loss(fake, real): the same values as
 --                            fsvc.dsp.spectrogram / fsvc.dsp.log_mel_loss, computed with device
 --                            ops (an STFT as a conv1d with a windowed DFT basis), so they run where
@@ -37,14 +38,17 @@ function M.unavailable(device)
   return nil
 end
 
--- every fsvc.dsp function that takes tensors (the C functions that start with FSVC_REFUSE_CUDA)
-M.HOST_DSP = { "stft", "istft", "magnitude", "spectrogram", "mel_spectrogram", "log_mel_loss",
+-- every fsvc.dsp function that takes tensors
+M.ALL_DSP = { "rfft", "stft", "istft", "magnitude", "spectrogram", "mel_spectrogram", "log_mel_loss",
   "multiscale_stft_loss", "energy", "oscillate_harmonics", "pitch_shift", "freq2id", "id2freq",
-  "interpolate_f0" }
+  "interpolate_f0", "harvest", "dio" }
+-- those of them that refuse CUDA tensors (their C functions start with FSVC_REFUSE_CUDA); the
+-- others have device paths (core/dsp/dsp_device.c, dsp_device_pitch.c)
+M.HOST_DSP = { "istft", "harvest", "dio" }
 
-function M.install_host_dsp()
+function M.install_host_dsp(names)
   local saved, calls = {}, {}
-  for _, name in ipairs(M.HOST_DSP) do
+  for _, name in ipairs(names or M.HOST_DSP) do
     local f = fsvc.dsp[name]
     if f then
       saved[name] = f

@@ -11,9 +11,12 @@
  * composition of differentiable ops. Not differentiable: windows, filterbanks, oscillators, pitch
  * helpers (they take no gradient-carrying inputs in FasterSVC).
  *
- * Host only for now: each function that takes tensors starts with FSVC_REFUSE_CUDA (fsvc/device.h),
- * so a CUDA tensor fails with "stft: CUDA tensors are not supported yet (move them with :cpu())"
- * instead of having its device pointer read as host memory.
+ * CUDA tensors: the STFT family (rfft, stft, magnitude, spectrogram, mel_spectrogram, the
+ * losses, energy), fsvc_oscillate_harmonics and the pitch helpers run on the device as
+ * compositions of device ops (dsp_device.c, dsp_device_pitch.c). The others (istft, the streaming
+ * objects' process, Harvest, DIO) start with FSVC_REFUSE_CUDA (fsvc/device.h), so a CUDA tensor
+ * fails with "istft: CUDA tensors are not supported yet (move them with :cpu())" instead of
+ * having its device pointer read as host memory.
  */
 #ifndef FSVC_DSP_H
 #define FSVC_DSP_H
@@ -112,7 +115,8 @@ fsvc_tensor *fsvc_energy(const fsvc_tensor *x, int64_t frame_size);
 /* f0 [B, 1, T] (Hz) -> harmonics [B, H+1, T*frame_size]: fs_k = k * interp(f0) (linear,
  * align_corners=False), phase_k[n] = sum_{m=1..n} fs_k[m] / sr (mod 1; sample 0 has phase 0),
  * y = sin(2 pi phase_k) * (fs_k >= min_frequency). The phase is accumulated in float64.
- * If phase_out != NULL it receives the phases (cycles in [0, 1)), same shape. */
+ * If phase_out != NULL it receives the phases (cycles in [0, 1)), same shape. A CUDA f0 gives
+ * CUDA results (float64 device ops; the phase summed per frame, then over frames, wrapped). */
 fsvc_tensor *fsvc_oscillate_harmonics(const fsvc_tensor *f0, int64_t frame_size,
                                       double sample_rate, int num_harmonics,
                                       double min_frequency, fsvc_tensor **phase_out);
