@@ -43,6 +43,11 @@ int fsvc_cuda_device_count(void) {
 
 int fsvc_cuda_available(void) { return fsvc_cuda_device_count() > 0; }
 
+int fsvc_cuda_is_capturing(void) {
+  const fsvc_device_backend *b = fsvc_cuda_backend();
+  return b && b->is_capturing ? b->is_capturing() : 0;
+}
+
 const char *fsvc_cuda_unavailable_reason(void) {
   const fsvc_device_backend *b = fsvc_cuda_backend();
   if (!b) return NO_BACKEND;

@@ -152,6 +152,7 @@ static void init_backend(void) {
   backend.copy_strided = be_copy_strided;
   backend.fill = be_fill;
   backend.synchronize = fsvc_gpu_synchronize;
+  backend.is_capturing = fsvc_gpu_is_capturing;
   backend.ops = &table;
 }
 

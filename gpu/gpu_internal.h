@@ -80,6 +80,8 @@ int fsvc_gpu_graph_capture_end(fsvc_gpu_graph *g);
 /* runs the captured work again, on the current stream */
 int fsvc_gpu_graph_replay(fsvc_gpu_graph *g);
 int fsvc_gpu_graph_is_captured(const fsvc_gpu_graph *g);
+/* 1 while the current stream is being captured */
+int fsvc_gpu_is_capturing(void);
 void fsvc_gpu_graph_free(fsvc_gpu_graph *g);
 
 /* ---- random (random.cu) --------------------------------------------------------------------- */

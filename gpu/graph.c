@@ -118,6 +118,17 @@ int fsvc_gpu_graph_capture_end(fsvc_gpu_graph *g) {
 
 int fsvc_gpu_graph_is_captured(const fsvc_gpu_graph *g) { return g && g->state == 3; }
 
+int fsvc_gpu_is_capturing(void) {
+  cudaStream_t s = (cudaStream_t)fsvc_gpu_stream();
+  if (!s || fsvc_gpu_device_count() == 0) return 0; /* the legacy stream is never captured */
+  enum cudaStreamCaptureStatus st = cudaStreamCaptureStatusNone;
+  if (cudaStreamIsCapturing(s, &st) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return 0;
+  }
+  return st != cudaStreamCaptureStatusNone;
+}
+
 int fsvc_gpu_graph_replay(fsvc_gpu_graph *g) {
   if (g->state != 3) {
     fsvc_set_error("cuda graph: replay before a successful capture");

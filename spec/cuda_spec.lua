@@ -388,3 +388,23 @@ describe("cuda factories", function()
     assert.are.equal("cuda:0", fsvc.rand_like(a).device)
   end)
 end)
+
+describe("cuda graphs of DSP steps", function()
+  it("captures the harmonic source and the log-mel loss (device constants, no value read-back)", function()
+    local f0 = (fsvc.rand({ 1, 1, 10 }) * 200 + 100):cuda()
+    local real = (fsvc.randn({ 1, 4800 }) * 0.1):cuda()
+    local g, h, loss = fsvc.cuda.graph(function()
+      local src = fsvc.dsp.oscillate_harmonics(f0, 480, 24000, 2)
+      return src, fsvc.dsp.log_mel_loss(src:sum(1), real)
+    end)
+    for _ = 1, 2 do
+      local f = fsvc.rand({ 1, 1, 10 }) * 200 + 100
+      f0:copy_(f:cuda())
+      g:replay()
+      local want = fsvc.dsp.oscillate_harmonics(f, 480, 24000, 2)
+      assert(fsvc.max_abs_diff(h:cpu(), want) < 1e-4)
+      local wl = fsvc.dsp.log_mel_loss(want:sum(1), real:cpu()):item()
+      assert(math.abs(loss:item() - wl) < 1e-3 * math.max(1, math.abs(wl)))
+    end
+  end)
+end)

@@ -11,14 +11,92 @@
  *            the CPU) instead of the NaN that sqrt'(0) * 0 would give.
  * The graph differs from the CPU's single "stft"/"magnitude" nodes; the values and gradients are
  * the same (spec/cuda_dsp_spec.lua). */
+#include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "dsp_internal.h"
 #include "fsvc/device.h"
 #include "fsvc/error.h"
 #include "fsvc/ops.h"
 
-/* host float64 values -> a [n] tensor of dtype dt on dev */
+/* ---- device constants ------------------------------------------------------------------------
+ * The device paths need small host-built constants: frame positions, windows, interpolation
+ * indices and weights, harmonic numbers. Copying them to the device at every call would make each
+ * call wait for a host-to-device copy and keep it out of CUDA graphs (a capture cannot copy from
+ * pageable host memory). So device copies are kept by content: a step that calls the same DSP
+ * with the same sizes gets the copy it made before (a hash, then an exact comparison, of the host
+ * bytes; the least recently used of CONST_CACHE_MAX entries is dropped). */
+#define CONST_CACHE_MAX 32
+typedef struct {
+  uint64_t hash, last_use;
+  size_t nbytes;
+  fsvc_dtype dtype;
+  fsvc_device device;
+  int ndim;
+  int64_t shape[FSVC_MAX_DIMS];
+  void *host;      /* the bytes the device copy was made from */
+  fsvc_tensor *t;  /* the device copy (contiguous) */
+} const_entry;
+static const_entry const_cache[CONST_CACHE_MAX];
+static uint64_t const_tick = 0;
+static pthread_mutex_t const_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static uint64_t fnv1a(const unsigned char *p, size_t n) {
+  uint64_t h = 1469598103934665603ull;
+  for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 1099511628211ull;
+  return h;
+}
+
+/* A new reference to a device copy of h (a contiguous CPU tensor), shared by content and shape. */
+fsvc_tensor *dsp_device_constant(const fsvc_tensor *h, fsvc_device dev) {
+  if (!fsvc_is_contiguous(h) || h->storage->device.type != FSVC_CPU) return fsvc_to_device_raw(h, dev);
+  const unsigned char *bytes = fsvc_data(h);
+  size_t nbytes = (size_t)fsvc_numel(h) * fsvc_dtype_size(h->dtype);
+  uint64_t hash = fnv1a(bytes, nbytes);
+  pthread_mutex_lock(&const_lock);
+  for (int i = 0; i < CONST_CACHE_MAX; i++) {
+    const_entry *e = &const_cache[i];
+    if (e->t && e->hash == hash && e->nbytes == nbytes && e->dtype == h->dtype &&
+        fsvc_device_equal(e->device, dev) && e->ndim == h->ndim &&
+        memcmp(e->shape, h->shape, sizeof(int64_t) * (size_t)h->ndim) == 0 &&
+        memcmp(e->host, bytes, nbytes) == 0) {
+      e->last_use = ++const_tick;
+      fsvc_tensor *t = fsvc_tensor_retain(e->t);
+      pthread_mutex_unlock(&const_lock);
+      return t;
+    }
+  }
+  pthread_mutex_unlock(&const_lock);
+  fsvc_tensor *t = fsvc_to_device_raw(h, dev);
+  void *copy = t ? malloc(nbytes ? nbytes : 1) : NULL;
+  if (!copy) return t; /* no room to remember it: still a correct result */
+  memcpy(copy, bytes, nbytes);
+  pthread_mutex_lock(&const_lock);
+  int slot = 0;
+  for (int i = 0; i < CONST_CACHE_MAX; i++) {
+    if (!const_cache[i].t) { slot = i; break; }
+    if (const_cache[i].last_use < const_cache[slot].last_use) slot = i;
+  }
+  const_entry *e = &const_cache[slot];
+  fsvc_tensor *old = e->t;
+  free(e->host);
+  e->hash = hash;
+  e->nbytes = nbytes;
+  e->dtype = h->dtype;
+  e->device = dev;
+  e->ndim = h->ndim;
+  memcpy(e->shape, h->shape, sizeof(int64_t) * (size_t)h->ndim);
+  e->host = copy;
+  e->t = fsvc_tensor_retain(t);
+  e->last_use = ++const_tick;
+  pthread_mutex_unlock(&const_lock);
+  fsvc_tensor_release(old);
+  return t;
+}
+
+/* host float64 values -> a [n] tensor of dtype dt on dev (a shared device constant) */
 fsvc_tensor *dsp_host_vector_on(const double *v, int64_t n, fsvc_dtype dt, fsvc_device dev) {
   fsvc_tensor *h = fsvc_empty(1, &n, FSVC_FLOAT64);
   if (!h) return NULL;
@@ -26,17 +104,25 @@ fsvc_tensor *dsp_host_vector_on(const double *v, int64_t n, fsvc_dtype dt, fsvc_
   for (int64_t i = 0; i < n; i++) d[i] = v[i];
   fsvc_tensor *c = fsvc_to_dtype_raw(h, dt);
   fsvc_tensor_release(h);
-  fsvc_tensor *out = c ? fsvc_to_device_raw(c, dev) : NULL;
+  fsvc_tensor *out = c ? dsp_device_constant(c, dev) : NULL;
   fsvc_tensor_release(c);
   return out;
 }
 
-/* An int64 [n] index tensor on the host for the caller to fill: index_select moves CPU indices
- * to the data's device (they are checked there on the host copy). */
+/* An int64 [n] index tensor on the host for the caller to fill, then to hand to dsp_index_on. */
 fsvc_tensor *dsp_host_index(int64_t n, int64_t **fill) {
   fsvc_tensor *h = fsvc_empty(1, &n, FSVC_INT64);
   if (h) *fill = fsvc_data(h);
   return h;
+}
+
+/* Releases the filled host index and returns its device copy (a shared device constant; CUDA
+ * indices are checked on the device, so index_select then waits for nothing). */
+fsvc_tensor *dsp_index_on(fsvc_tensor *host_index, fsvc_device dev) {
+  if (!host_index) return NULL;
+  fsvc_tensor *t = dev.type == FSVC_CPU ? fsvc_tensor_retain(host_index) : dsp_device_constant(host_index, dev);
+  fsvc_tensor_release(host_index);
+  return t;
 }
 
 /* Releases `old` and returns `new_ref` (chains of ops with one live temporary). */
@@ -62,6 +148,7 @@ fsvc_tensor *dsp_stft_device(const fsvc_tensor *x, const dsp_stft_geometry *g) {
   if (idx)
     for (int64_t t = 0; t < T; t++)
       for (int64_t k = 0; k < n; k++) pos[t * n + k] = t * g->hop + k;
+  idx = dsp_index_on(idx, dev);
   s = idx ? step(s, fsvc_index_select(s, 1, idx)) : step(s, NULL);
   fsvc_tensor_release(idx);
   int64_t fshape[3] = {g->B, T, n};
@@ -75,6 +162,7 @@ fsvc_tensor *dsp_stft_device(const fsvc_tensor *x, const dsp_stft_geometry *g) {
     fsvc_tensor *ridx = dsp_host_index(n - nb, &pos);
     if (ridx)
       for (int64_t f = nb; f < n; f++) pos[f - nb] = n - f;
+    ridx = dsp_index_on(ridx, dev);
     fsvc_tensor *mirror = ridx ? fsvc_index_select(s, 2, ridx) : NULL;
     fsvc_tensor_release(ridx);
     const double conj_sign[2] = {1.0, -1.0};

@@ -24,7 +24,10 @@
  * Checks that depend on values (f0 finite for the oscillator, no NaN for freq2id, classes in
  * 0..511 for id2freq) are one device reduction and a read of its scalar (one synchronisation);
  * when they fail the input is copied to the host and the CPU function reports, so the message is
- * the CPU's. interpolate_f0 has no value check, as on the CPU. */
+ * the CPU's. While a CUDA graph is captured (fsvc_cuda_is_capturing) they are skipped, since
+ * nothing may wait for the device there; the graph's warm-up run has made them. interpolate_f0
+ * has no value check, as on the CPU. The index and weight vectors are device constants shared by
+ * content (dsp_device.c), so a repeated call copies nothing to the device. */
 #include <math.h>
 #include <stdlib.h>
 
@@ -119,7 +122,7 @@ static fsvc_tensor *report_on_host(const fsvc_tensor *t, fsvc_tensor *(*cpu_fn)(
  * or, with divisor > 0, (j + 0.5) / divisor - 0.5 (the oscillator: n_out = n_in * divisor).
  * Per output point: the two source points (clamped to the last) and their weights. */
 typedef struct {
-  fsvc_tensor *i0, *i1; /* int64 [n_out], on the host (index_select moves them) */
+  fsvc_tensor *i0, *i1; /* int64 [n_out] on dev */
   fsvc_tensor *w0, *w1; /* float64 [n_out] on dev */
 } interp_plan;
 
@@ -145,7 +148,9 @@ static int interp_plan_make(interp_plan *ip, int64_t n_in, int64_t n_out, double
     w[j] = 1.0 - l1;
     w[n_out + j] = l1;
   }
-  ip->w0 = dsp_host_vector_on(w, n_out, FSVC_FLOAT64, dev);
+  ip->i0 = dsp_index_on(ip->i0, dev);
+  ip->i1 = dsp_index_on(ip->i1, dev);
+  ip->w0 = ip->i0 && ip->i1 ? dsp_host_vector_on(w, n_out, FSVC_FLOAT64, dev) : NULL;
   ip->w1 = ip->w0 ? dsp_host_vector_on(w + n_out, n_out, FSVC_FLOAT64, dev) : NULL;
   free(w);
   return ip->w1 ? 0 : -1;
@@ -182,7 +187,10 @@ fsvc_tensor *dsp_oscillate_harmonics_device(const fsvc_tensor *f0, int64_t F, do
 
   fsvc_tensor *x = K(fsvc_to_dtype_raw(f0, FSVC_FLOAT64)); /* [B, 1, T] */
   fsvc_tensor *xx = x ? K(fsvc_sub(x, x)) : NULL;             /* NaN where f0 is NaN or Inf */
-  fsvc_tensor *chk = xx ? K(fsvc_sum(xx, 0, NULL, 0)) : NULL;
+  /* the finiteness check reads a scalar back (waits for the device): not while a CUDA graph is
+   * captured, where nothing may wait; the warm-up run before the capture has checked */
+  const int check = !fsvc_cuda_is_capturing();
+  fsvc_tensor *chk = xx && check ? K(fsvc_sum(xx, 0, NULL, 0)) : NULL;
   double v = 0;
   if (chk && read_scalar(chk, &v) != 0) P.failed = 1;
   if (!P.failed && isnan(v)) { /* the CPU's message (run() in oscillator.c) */
@@ -273,7 +281,7 @@ fsvc_tensor *dsp_freq2id_device(const fsvc_tensor *f0) {
   tpool P = {0};
   fsvc_tensor *x = K(fsvc_to_dtype_raw(f0, FSVC_FLOAT64));
   fsvc_tensor *isnan_ = x ? K(fsvc_ne(x, x)) : NULL;
-  fsvc_tensor *nnan = isnan_ ? K(fsvc_sum(isnan_, 0, NULL, 0)) : NULL;
+  fsvc_tensor *nnan = isnan_ && !fsvc_cuda_is_capturing() ? K(fsvc_sum(isnan_, 0, NULL, 0)) : NULL;
   double v = 0;
   if (nnan && read_scalar(nnan, &v) != 0) P.failed = 1;
   if (!P.failed && v > 0) {
@@ -308,7 +316,7 @@ fsvc_tensor *dsp_id2freq_device(const fsvc_tensor *ids, fsvc_dtype dt) {
   /* outside 0..511 or NaN: clamp moves it (or NaN != NaN) */
   fsvc_tensor *cl = c ? K(fsvc_clamp(c, 0.0, 511.0)) : NULL;
   fsvc_tensor *bad = cl ? K(fsvc_ne(cl, c)) : NULL;
-  fsvc_tensor *nbad = bad ? K(fsvc_sum(bad, 0, NULL, 0)) : NULL;
+  fsvc_tensor *nbad = bad && !fsvc_cuda_is_capturing() ? K(fsvc_sum(bad, 0, NULL, 0)) : NULL;
   double v = 0;
   if (nbad && read_scalar(nbad, &v) != 0) P.failed = 1;
   if (!P.failed && v > 0) {

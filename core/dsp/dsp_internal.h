@@ -50,6 +50,10 @@ fsvc_tensor *dsp_host_vector_on(const double *v, int64_t n, fsvc_dtype dt, fsvc_
 /* An int64 [n] index tensor on the host for the caller to fill (*fill): index_select moves CPU
  * indices to the data's device (they are checked there on the host copy). */
 fsvc_tensor *dsp_host_index(int64_t n, int64_t **fill);
+/* a device copy of a contiguous CPU tensor, shared by content (dsp_device.c): no copy per call */
+fsvc_tensor *dsp_device_constant(const fsvc_tensor *host, fsvc_device dev);
+/* releases a filled host index, returns its device copy (shared by content, see dsp_device.c) */
+fsvc_tensor *dsp_index_on(fsvc_tensor *host_index, fsvc_device dev);
 
 /* ---- harmonic source and pitch helpers on devices (dsp_device_pitch.c) ------------------------
  * Composed of device-generic public ops; arguments are validated by the public functions (the

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dsp_internal.h"
 #include "fsvc/device.h"
 #include "fsvc/dsp.h"
 #include "fsvc/error.h"
@@ -125,8 +126,8 @@ fsvc_tensor *fsvc_mel_spectrogram(const fsvc_tensor *x, const fsvc_mel_options *
   fsvc_tensor *s = fsvc_stft(x, &so);
   fsvc_tensor *m = s ? fsvc_magnitude(s, o->power) : NULL; /* [B, F, T] */
   fsvc_tensor_release(s);
-  if (fb && fsvc_tensor_is_cuda(x)) { /* the filterbank is built on the host, then moved */
-    fsvc_tensor *on_dev = fsvc_to_device_raw(fb, fsvc_tensor_device(x));
+  if (fb && fsvc_tensor_is_cuda(x)) { /* built on the host; its device copy is kept by content */
+    fsvc_tensor *on_dev = dsp_device_constant(fb, fsvc_tensor_device(x));
     fsvc_tensor_release(fb);
     fb = on_dev;
   }

@@ -98,7 +98,7 @@ static void test_autocast_before_dispatch(void) {
   ops.conv1d = mock_conv1d;
   ops.amp_unscale_ = mock_unscale;
   static fsvc_device_backend mock = {mock_count, mock_name, mock_reason, mock_alloc, mock_release,
-                                     mock_memcpy, mock_copy, mock_fill, mock_sync, &ops};
+                                     mock_memcpy, mock_copy, mock_fill, mock_sync, NULL, &ops};
   fsvc_cuda_set_backend_for_testing(&mock);
   int64_t xs[3] = {2, 4, 5}, ws[2] = {3, 5}, cs[3] = {6, 4, 1}, bs[1] = {3};
   fsvc_tensor *x = on_mock(fsvc_full(3, xs, 1.0, FSVC_FLOAT32));

@@ -203,7 +203,7 @@ static void test_mock_backend(void) {
   ops.add = mock_add;
   ops.sum = mock_sum;
   static fsvc_device_backend mock = {mock_count, mock_name, mock_reason, mock_alloc, mock_release,
-                                     mock_memcpy, mock_copy, mock_fill, mock_sync, &ops};
+                                     mock_memcpy, mock_copy, mock_fill, mock_sync, NULL, &ops};
   fsvc_cuda_set_backend_for_testing(&mock);
   CHECK(fsvc_cuda_available() && fsvc_cuda_device_count() == 1);
   CHECK(strcmp(fsvc_cuda_device_name(0), "mock device") == 0);

@@ -28,6 +28,9 @@
 /* ---- queries (valid in every build; false/0 without the backend or without a GPU) ---------- */
 int fsvc_cuda_built(void);        /* 1 when this binary contains the CUDA backend */
 int fsvc_cuda_available(void);    /* built and at least one usable device */
+/* 1 while this thread's current CUDA stream is being captured into a graph: code that would wait
+ * for the device (value checks read back on the host) skips it then */
+int fsvc_cuda_is_capturing(void);
 int fsvc_cuda_device_count(void); /* 0 when unavailable */
 /* "NVIDIA H100 80GB HBM3", or NULL with an error when i is out of range / no device. */
 const char *fsvc_cuda_device_name(int i);
@@ -130,6 +133,8 @@ typedef struct fsvc_device_backend {
   int (*copy_strided)(fsvc_tensor *dst, const fsvc_tensor *src);
   int (*fill)(fsvc_tensor *t, double value);
   int (*synchronize)(void);
+  /* 1 while the calling thread's current stream is being captured into a CUDA graph (may be NULL) */
+  int (*is_capturing)(void);
   const fsvc_cuda_op_table *ops;
 } fsvc_device_backend;
 
