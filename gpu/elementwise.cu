@@ -311,6 +311,18 @@ extern "C" int fsvc_gpu_where_launch(fsvc_dtype dt, void *out, const fsvc_gpu_ge
                                 (T *)out, n, (const C *)cond, cg, (const T *)a, ag, (const T *)b, bg));
       break;
     }
+    case FSVC_FLOAT16: {
+      typedef __half C;
+      FSVC_DISPATCH_ALL(dt, FSVC_LAUNCH(where_kernel, blocks_for(n), kThreads, 0, stream())(
+                                (T *)out, n, (const C *)cond, cg, (const T *)a, ag, (const T *)b, bg));
+      break;
+    }
+    case FSVC_BFLOAT16: {
+      typedef __nv_bfloat16 C;
+      FSVC_DISPATCH_ALL(dt, FSVC_LAUNCH(where_kernel, blocks_for(n), kThreads, 0, stream())(
+                                (T *)out, n, (const C *)cond, cg, (const T *)a, ag, (const T *)b, bg));
+      break;
+    }
     default: fsvc_gpu_check(1, "where: condition dtype not supported on CUDA"); return -1;
   }
   return fsvc_gpu_check_launch("where");

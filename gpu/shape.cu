@@ -1,7 +1,7 @@
 // Indexing and shape kernels: gather / scatter_add along a dim, index_select and its backward,
 // pad (constant, reflect, replicate) and its backward. Strided copies (contiguous, cat, flip,
 // narrow views) go through fsvc_gpu_copy_launch in elementwise.cu. Accumulations use atomicAdd
-// (float64 atomics need sm_60+, below our sm_80 floor).
+// (float64 atomics need sm_60+, float16 sm_70+, bfloat16 sm_80+: all within our sm_80 floor).
 #include "gpu_common.cuh"
 
 using namespace fsvc_gpu;
@@ -109,6 +109,8 @@ __global__ void pad_kernel(T *out, Geom og, T *in, Geom ig, const int64_t *left_
     case FSVC_FLOAT32: { typedef float T; __VA_ARGS__; break; }                                 \
     case FSVC_FLOAT64: { typedef double T; __VA_ARGS__; break; }                                \
     case FSVC_INT64: { typedef long long T; __VA_ARGS__; break; }                               \
+    case FSVC_FLOAT16: { typedef __half T; __VA_ARGS__; break; }                                \
+    case FSVC_BFLOAT16: { typedef __nv_bfloat16 T; __VA_ARGS__; break; }                        \
     default: fsvc_gpu_check(1, "indexing: dtype not supported on CUDA"); return -1;              \
   }
 
