@@ -18,33 +18,101 @@ struct AdamChunk {
   int64_t start, n;
 };
 
+// Adam's scalars after rounding to T, as core/ops/fused_optim.c rounds them (the bias
+// corrections in double first).
+template <typename T> struct AdamScalars {
+  T decay, wd, b1, omb1, b2, omb2, neg_step, eps, bc2;
+};
+template <typename T>
+__device__ __forceinline__ AdamScalars<T> adam_scalars(double lr, double beta1, double beta2, double eps,
+                                                       double wd, double bc1, double bc2_sqrt) {
+  AdamScalars<T> s;
+  s.decay = (T)(1.0 - lr * wd);
+  s.wd = (T)wd;
+  s.b1 = (T)beta1;
+  s.omb1 = (T)(1.0 - beta1);
+  s.b2 = (T)beta2;
+  s.omb2 = (T)(1.0 - beta2);
+  s.neg_step = (T)(-(lr / bc1));
+  s.eps = (T)eps;
+  s.bc2 = (T)bc2_sqrt;
+  return s;
+}
+// one element of PyTorch's single-tensor Adam/AdamW, operation by operation
+template <typename T>
+__device__ __forceinline__ void adam_element(int64_t i, T *p, const T *g, T *m, T *v, T *vmax,
+                                             const AdamScalars<T> &s, int use_wd, int maximize,
+                                             int decoupled) {
+  T gi = maximize ? -g[i] : g[i];
+  T pi = p[i];
+  if (decoupled) pi = pi * s.decay;
+  else if (use_wd) gi = gi + s.wd * pi;
+  T mi = m[i] * s.b1 + s.omb1 * gi;
+  T vi = v[i] * s.b2 + s.omb2 * gi * gi;
+  m[i] = mi;
+  v[i] = vi;
+  T second = vi;
+  if (vmax) {
+    if (vi > vmax[i] || vi != vi) vmax[i] = vi;
+    second = vmax[i];
+  }
+  T denom = sqrt(second) / s.bc2 + s.eps;
+  p[i] = pi + s.neg_step * mi / denom;
+}
+
 template <typename T>
 __global__ void adam_kernel(const AdamChunk *chunks, double lr, double beta1, double beta2, double eps,
                             double wd, double bc1, double bc2_sqrt, int maximize, int decoupled) {
   AdamChunk c = chunks[blockIdx.x];
-  T *p = (T *)c.p, *m = (T *)c.m, *v = (T *)c.v, *vmax = (T *)c.vmax;
-  const T *g = (const T *)c.g;
-  const T decay = (T)(1.0 - lr * wd), twd = (T)wd, b1 = (T)beta1, omb1 = (T)(1.0 - beta1);
-  const T b2 = (T)beta2, omb2 = (T)(1.0 - beta2), neg_step = (T)(-(lr / bc1)), teps = (T)eps;
-  const T tbc2 = (T)bc2_sqrt;
-  for (int64_t j = threadIdx.x; j < c.n; j += blockDim.x) {
-    int64_t i = c.start + j;
-    T gi = maximize ? -g[i] : g[i];
-    T pi = p[i];
-    if (decoupled) pi = pi * decay;
-    else if (wd != 0) gi = gi + twd * pi;
-    T mi = m[i] * b1 + omb1 * gi;
-    T vi = v[i] * b2 + omb2 * gi * gi;
-    m[i] = mi;
-    v[i] = vi;
-    T second = vi;
-    if (vmax) {
-      if (vi > vmax[i] || vi != vi) vmax[i] = vi;
-      second = vmax[i];
-    }
-    T denom = sqrt(second) / tbc2 + teps;
-    p[i] = pi + neg_step * mi / denom;
+  const AdamScalars<T> s = adam_scalars<T>(lr, beta1, beta2, eps, wd, bc1, bc2_sqrt);
+  for (int64_t j = threadIdx.x; j < c.n; j += blockDim.x)
+    adam_element<T>(c.start + j, (T *)c.p, (const T *)c.g, (T *)c.m, (T *)c.v, (T *)c.vmax, s, wd != 0,
+                    maximize, decoupled);
+}
+
+// The cached chunk table of an optimiser's parameter list (fsvc_gpu_adam_plan): the chunks, then
+// one gradient pointer per tensor (rewritten by set_pointers_kernel at every step, so the table
+// itself is uploaded only when the list changes), then one step-counter pointer per tensor
+// (capturable mode: the counters live on the device).
+struct PlanChunk {
+  void *p, *m, *v, *vmax;
+  int64_t start, n, tensor;
+};
+constexpr int kPtrBatch = 128;  // pointers per set_pointers launch: ~1 KiB of kernel parameters
+struct PtrBatch {
+  const void *p[kPtrBatch];
+  int n;
+};
+
+// The pointers travel as kernel parameters, which a captured graph keeps by value: no host
+// memory is read at replay time.
+__global__ void set_pointers_kernel(const void **dst, PtrBatch b) {
+  if ((int)threadIdx.x < b.n) dst[threadIdx.x] = b.p[threadIdx.x];
+}
+
+__global__ void step_increment_kernel(double *const *steps, int64_t n) {
+  FSVC_GRID_LOOP(i, n) { *steps[i] += 1.0; }
+}
+
+// steps != NULL: the bias corrections come from the (already incremented) device counter of the
+// chunk's tensor; lr_dev != NULL: the learning rate is read on the device. Both make a replayed
+// graph follow the counters and the rate instead of the values seen at capture.
+template <typename T>
+__global__ void adam_plan_kernel(const PlanChunk *chunks, const void *const *grads, double *const *steps,
+                                 const double *lr_dev, double lr, double beta1, double beta2, double eps,
+                                 double wd, double bc1, double bc2_sqrt, int maximize, int decoupled) {
+  PlanChunk c = chunks[blockIdx.x];
+  if (lr_dev) lr = *lr_dev;
+  if (steps) {
+    double step = *steps[c.tensor];
+    bc1 = 1.0 - pow(beta1, step);
+    bc2_sqrt = sqrt(1.0 - pow(beta2, step));
   }
+  const AdamScalars<T> s = adam_scalars<T>(lr, beta1, beta2, eps, wd, bc1, bc2_sqrt);
+  const T *g = (const T *)grads[c.tensor];
+  for (int64_t j = threadIdx.x; j < c.n; j += blockDim.x)
+    adam_element<T>(c.start + j, (T *)c.p, g, (T *)c.m, (T *)c.v, (T *)c.vmax, s, wd != 0, maximize,
+                    decoupled);
 }
 
 template <typename T>
@@ -118,11 +186,16 @@ extern "C" int fsvc_gpu_amp_unscale_launch(const fsvc_dtype *dts, void *const *b
   return rc;
 }
 
+static int64_t count_chunks(const fsvc_gpu_adam_tensor *list, int n_tensors) {
+  int64_t n_chunks = 0;
+  for (int t = 0; t < n_tensors; t++) n_chunks += (list[t].n + kChunk - 1) / kChunk;
+  return n_chunks;
+}
+
 extern "C" int fsvc_gpu_adam_launch(fsvc_dtype dt, const fsvc_gpu_adam_tensor *list, int n_tensors,
                                     double lr, double beta1, double beta2, double eps, double wd,
                                     int64_t step, int maximize, int decoupled) {
-  int64_t n_chunks = 0;
-  for (int t = 0; t < n_tensors; t++) n_chunks += (list[t].n + kChunk - 1) / kChunk;
+  int64_t n_chunks = count_chunks(list, n_tensors);
   if (n_chunks == 0) return 0;
   AdamChunk *host = (AdamChunk *)malloc(sizeof(AdamChunk) * (size_t)n_chunks);
   if (!host) return fsvc_gpu_check((int)cudaErrorMemoryAllocation, "adam");
@@ -156,6 +229,89 @@ extern "C" int fsvc_gpu_adam_launch(fsvc_dtype dt, const fsvc_gpu_adam_tensor *l
    * kernels on the same stream. */
   fsvc_gpu_release(NULL, dev, bytes);
   free(host);
+  return rc;
+}
+
+extern "C" int fsvc_gpu_adam_plan_upload(const fsvc_gpu_adam_tensor *list, double *const *steps, int n_tensors,
+                                         void **dev_out, size_t *bytes_out, int64_t *chunks_out) {
+  *dev_out = NULL;
+  *bytes_out = 0;
+  *chunks_out = 0;
+  int64_t n_chunks = count_chunks(list, n_tensors);
+  size_t chunk_bytes = sizeof(PlanChunk) * (size_t)n_chunks;
+  size_t bytes = chunk_bytes + 2 * sizeof(void *) * (size_t)n_tensors;
+  if (bytes == 0) return 0;
+  cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
+  if (cudaStreamIsCapturing(stream(), &status) == cudaSuccess && status != cudaStreamCaptureStatusNone) {
+    fsvc_set_error("adam: the optimiser's parameter table must be built before a CUDA graph capture "
+                   "(the parameters, their state or the set with gradients changed since the warm-up)");
+    return -1;
+  }
+  unsigned char *host = (unsigned char *)calloc(1, bytes);
+  if (!host) return fsvc_gpu_check((int)cudaErrorMemoryAllocation, "adam");
+  PlanChunk *chunks = (PlanChunk *)host;
+  double **step_ptrs = (double **)(host + chunk_bytes + sizeof(void *) * (size_t)n_tensors);
+  int64_t c = 0;
+  for (int t = 0; t < n_tensors; t++) {
+    for (int64_t s = 0; s < list[t].n; s += kChunk) {
+      chunks[c].p = list[t].param;
+      chunks[c].m = list[t].exp_avg;
+      chunks[c].v = list[t].exp_avg_sq;
+      chunks[c].vmax = list[t].max_exp_avg_sq;
+      chunks[c].start = s;
+      chunks[c].n = list[t].n - s < kChunk ? list[t].n - s : kChunk;
+      chunks[c].tensor = t;
+      c++;
+    }
+    step_ptrs[t] = steps ? steps[t] : NULL;
+  }
+  void *dev = fsvc_gpu_alloc(0, bytes);
+  if (!dev) { free(host); return -1; }
+  int rc = fsvc_gpu_check((int)cudaMemcpyAsync(dev, host, bytes, cudaMemcpyHostToDevice, stream()), "adam");
+  free(host); /* a copy from pageable memory has read it when cudaMemcpyAsync returns */
+  if (rc != 0) { fsvc_gpu_release(NULL, dev, bytes); return -1; }
+  *dev_out = dev;
+  *bytes_out = bytes;
+  *chunks_out = n_chunks;
+  return 0;
+}
+
+extern "C" int fsvc_gpu_adam_plan_launch(fsvc_dtype dt, void *dev, int64_t n_chunks, int n_tensors,
+                                         const void *const *grads, int capturable, const double *lr_dev,
+                                         double lr, double beta1, double beta2, double eps, double wd,
+                                         int64_t step, int maximize, int decoupled) {
+  if (n_chunks == 0 || n_tensors == 0) return 0;
+  cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
+  if (!capturable && cudaStreamIsCapturing(stream(), &status) == cudaSuccess &&
+      status != cudaStreamCaptureStatusNone) {
+    /* the bias corrections would be frozen at this step's values in every replay */
+    fsvc_set_error("adam: a CUDA graph capture of a step with capturable = false would replay this "
+                   "step's bias corrections; make the optimiser with capturable = true");
+    return -1;
+  }
+  PlanChunk *chunks = (PlanChunk *)dev;
+  const void **dev_grads = (const void **)(chunks + n_chunks);
+  double *const *dev_steps = (double *const *)(dev_grads + n_tensors);
+  int rc = 0;
+  for (int first = 0; first < n_tensors && rc == 0; first += kPtrBatch) {
+    PtrBatch b;
+    b.n = n_tensors - first < kPtrBatch ? n_tensors - first : kPtrBatch;
+    for (int i = 0; i < kPtrBatch; i++) b.p[i] = i < b.n ? grads[first + i] : NULL;
+    FSVC_LAUNCH(set_pointers_kernel, 1, kPtrBatch, 0, stream())(dev_grads + first, b);
+    rc = fsvc_gpu_check_launch("adam");
+  }
+  if (rc == 0 && capturable) {
+    FSVC_LAUNCH(step_increment_kernel, blocks_for(n_tensors), kThreads, 0, stream())(dev_steps, (int64_t)n_tensors);
+    rc = fsvc_gpu_check_launch("adam");
+  }
+  double bc1 = 1.0 - pow(beta1, (double)step), bc2_sqrt = sqrt(1.0 - pow(beta2, (double)step));
+  for (int64_t first = 0; first < n_chunks && rc == 0; first += 65535) {  // grid.x limit per launch
+    unsigned nb = (unsigned)(n_chunks - first < 65535 ? n_chunks - first : 65535);
+    FSVC_DISPATCH_FLOAT(dt, FSVC_LAUNCH(adam_plan_kernel<T>, nb, kThreads, 0, stream())(
+                                chunks + first, (const void *const *)dev_grads, capturable ? dev_steps : NULL,
+                                lr_dev, lr, beta1, beta2, eps, wd, bc1, bc2_sqrt, maximize, decoupled));
+    rc = fsvc_gpu_check_launch("adam");
+  }
   return rc;
 }
 

@@ -15,6 +15,7 @@
 extern "C" { /* the core's headers are C: their functions have C linkage in the .cu files too */
 #endif
 
+#include "fsvc/ops_extra.h"
 #include "fsvc/tensor.h"
 
 typedef struct {
@@ -204,6 +205,31 @@ typedef struct {
 int fsvc_gpu_adam_launch(fsvc_dtype dt, const fsvc_gpu_adam_tensor *list, int n_tensors,
                          double lr, double beta1, double beta2, double eps, double weight_decay,
                          int64_t step, int maximize, int decoupled);
+/* The cached chunk table of a parameter list (an optimiser's fsvc_gpu_adam_plan): built on the
+ * host and copied to a new device block (dev, bytes) only when the list changes. steps (NULL or
+ * n_tensors device pointers to float64 counters) is recorded for capturable mode. Fails, without
+ * copying, when the current stream is being captured. grad fields of list are ignored. */
+int fsvc_gpu_adam_plan_upload(const fsvc_gpu_adam_tensor *list, double *const *steps, int n_tensors,
+                              void **dev, size_t *bytes, int64_t *n_chunks);
+/* One step over the table: writes the gradient pointers (kernel parameters, no host copy), then
+ * with capturable increments the device step counters and takes the bias corrections from them
+ * (else from `step`); lr_dev (NULL or a device float64) replaces lr. Everything it launches can be
+ * captured in a CUDA graph. */
+int fsvc_gpu_adam_plan_launch(fsvc_dtype dt, void *dev, int64_t n_chunks, int n_tensors,
+                              const void *const *grads, int capturable, const double *lr_dev,
+                              double lr, double beta1, double beta2, double eps, double weight_decay,
+                              int64_t step, int maximize, int decoupled);
+typedef struct fsvc_gpu_adam_plan fsvc_gpu_adam_plan;
+fsvc_gpu_adam_plan *fsvc_gpu_adam_plan_new(void);
+void fsvc_gpu_adam_plan_free(fsvc_gpu_adam_plan *plan);
+/* how many times the table was (re)built and uploaded */
+int64_t fsvc_gpu_adam_plan_uploads(const fsvc_gpu_adam_plan *plan);
+/* Adam/AdamW over a list through the plan. steps: NULL (bias corrections from h->step) or one 0-d
+ * float64 CUDA counter per parameter, incremented on the device (capturable); lr: NULL (h->lr) or
+ * a 0-d float64 CUDA tensor read on the device. */
+int fsvc_gpu_adam_plan_step(fsvc_gpu_adam_plan *plan, int n, fsvc_tensor **params, const fsvc_tensor **grads,
+                            fsvc_tensor **exp_avg, fsvc_tensor **exp_avg_sq, fsvc_tensor **max_exp_avg_sq,
+                            fsvc_tensor **steps, const fsvc_tensor *lr, const fsvc_adam_params *h);
 int fsvc_gpu_sgd_launch(fsvc_dtype dt, void *param, const void *grad, void *buf, int64_t n,
                         double lr, double momentum, double dampening, double weight_decay,
                         int nesterov, int maximize, int first_step);

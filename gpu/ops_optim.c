@@ -1,7 +1,9 @@
 /* Optimiser steps and random fills on CUDA tensors (the fused kernels of fused_optim.cu and the
  * Philox generator of random.cu). fsvc_adam_step_ on a CUDA parameter runs the multi-tensor kernel
- * on a list of one; fsvc_gpu_adam_step_list updates a whole parameter list in one launch. */
+ * on a list of one; fsvc_gpu_adam_step_list updates a whole parameter list in one launch;
+ * fsvc_gpu_adam_plan_step does so through a table cached on the device (fsvc.optim on CUDA). */
 #include <stdlib.h>
+#include <string.h>
 
 #include "gpu_ops.h"
 
@@ -60,6 +62,143 @@ int fsvc_gpu_adam_step_list(int n, fsvc_tensor **params, const fsvc_tensor **gra
   for (int i = 0; gs && i < n; i++) fsvc_tensor_release(gs[i]);
   free(gs);
   free(list);
+  return rc;
+}
+
+/* ---- the cached table of a parameter list -------------------------------------------------------
+ * An optimiser keeps one plan per parameter group. Its key is what the table holds: the data
+ * pointers of every parameter, its state and step counter, and the sizes. A step with the same key
+ * reuses the device table (no host->device copy, which also makes the step capturable); only the
+ * gradients' pointers, which change at every eager step, are written by a kernel. */
+enum { KEY_PTRS = 5 }; /* param, exp_avg, exp_avg_sq, max_exp_avg_sq, step */
+struct fsvc_gpu_adam_plan {
+  int n;
+  fsvc_dtype dt;
+  int capturable;
+  void **key;     /* KEY_PTRS per tensor */
+  int64_t *numel; /* per tensor */
+  void *dev;
+  size_t bytes;
+  int64_t n_chunks;
+  int64_t uploads;
+};
+
+fsvc_gpu_adam_plan *fsvc_gpu_adam_plan_new(void) {
+  fsvc_gpu_adam_plan *plan = calloc(1, sizeof *plan);
+  if (!plan) fsvc_set_error("adam: out of host memory");
+  return plan;
+}
+
+static void plan_clear(fsvc_gpu_adam_plan *plan) {
+  if (plan->dev) fsvc_gpu_release(NULL, plan->dev, plan->bytes);
+  free(plan->key);
+  free(plan->numel);
+  plan->dev = NULL;
+  plan->key = NULL;
+  plan->numel = NULL;
+  plan->bytes = 0;
+  plan->n = 0;
+  plan->n_chunks = 0;
+}
+
+void fsvc_gpu_adam_plan_free(fsvc_gpu_adam_plan *plan) {
+  if (!plan) return;
+  plan_clear(plan);
+  free(plan);
+}
+
+int64_t fsvc_gpu_adam_plan_uploads(const fsvc_gpu_adam_plan *plan) { return plan ? plan->uploads : 0; }
+
+static int check_counter(const char *op, const fsvc_tensor *t, const char *name) {
+  if (fsvc_gpu_check_tensor(op, t, name) != 0) return -1;
+  if (t->dtype != FSVC_FLOAT64 || fsvc_numel(t) != 1) {
+    fsvc_set_error("%s: %s must be a one-element float64 CUDA tensor, got %s with %lld elements", op, name,
+                   fsvc_dtype_name(t->dtype), (long long)fsvc_numel(t));
+    return -1;
+  }
+  return 0;
+}
+
+int fsvc_gpu_adam_plan_step(fsvc_gpu_adam_plan *plan, int n, fsvc_tensor **params, const fsvc_tensor **grads,
+                            fsvc_tensor **exp_avg, fsvc_tensor **exp_avg_sq, fsvc_tensor **max_exp_avg_sq,
+                            fsvc_tensor **steps, const fsvc_tensor *lr, const fsvc_adam_params *h) {
+  const char *op = "adam";
+  if (!plan || !h || n < 0) { fsvc_set_error("adam: invalid arguments"); return -1; }
+  if (!steps && h->step < 1) { fsvc_set_error("adam: step must be >= 1"); return -1; }
+  if (lr && check_counter(op, lr, "lr") != 0) return -1;
+  size_t m = (size_t)(n > 0 ? n : 1);
+  fsvc_tensor **gs = calloc(m, sizeof *gs);
+  const void **gptr = calloc(m, sizeof *gptr);
+  void **key = calloc(m * KEY_PTRS, sizeof *key);
+  int64_t *numel = calloc(m, sizeof *numel);
+  int rc = gs && gptr && key && numel ? 0 : -1;
+  if (rc) fsvc_set_error("adam: out of host memory");
+  fsvc_dtype dt = n > 0 && params[0] ? params[0]->dtype : FSVC_FLOAT32;
+  for (int i = 0; i < n && rc == 0; i++) {
+    rc = -1;
+    gs[i] = param_grad(op, params[i], grads[i]);
+    if (!gs[i] || check_state(op, params[i], exp_avg[i], "exp_avg") != 0 ||
+        check_state(op, params[i], exp_avg_sq[i], "exp_avg_sq") != 0 ||
+        (max_exp_avg_sq && max_exp_avg_sq[i] && check_state(op, params[i], max_exp_avg_sq[i], "max_exp_avg_sq") != 0) ||
+        (steps && check_counter(op, steps[i], "step") != 0))
+      break;
+    if (params[i]->dtype != dt) { fsvc_set_error("adam: parameters of one list must share a dtype"); break; }
+    rc = 0;
+    gptr[i] = fsvc_data(gs[i]);
+    key[i * KEY_PTRS + 0] = fsvc_data(params[i]);
+    key[i * KEY_PTRS + 1] = fsvc_data(exp_avg[i]);
+    key[i * KEY_PTRS + 2] = fsvc_data(exp_avg_sq[i]);
+    key[i * KEY_PTRS + 3] = max_exp_avg_sq && max_exp_avg_sq[i] ? fsvc_data(max_exp_avg_sq[i]) : NULL;
+    key[i * KEY_PTRS + 4] = steps ? fsvc_data(steps[i]) : NULL;
+    numel[i] = fsvc_numel(params[i]);
+  }
+  int same = rc == 0 && plan->key && plan->n == n && plan->dt == dt && plan->capturable == (steps != NULL) &&
+             memcmp(plan->key, key, m * KEY_PTRS * sizeof *key) == 0 &&
+             memcmp(plan->numel, numel, m * sizeof *numel) == 0;
+  if (rc == 0 && !same) {
+    fsvc_gpu_adam_tensor *list = calloc(m, sizeof *list);
+    double **step_ptrs = steps ? calloc(m, sizeof *step_ptrs) : NULL;
+    void *dev = NULL;
+    size_t bytes = 0;
+    int64_t n_chunks = 0;
+    rc = list && (!steps || step_ptrs) ? 0 : -1;
+    if (rc) fsvc_set_error("adam: out of host memory");
+    for (int i = 0; i < n && rc == 0; i++) {
+      list[i].param = key[i * KEY_PTRS + 0];
+      list[i].exp_avg = key[i * KEY_PTRS + 1];
+      list[i].exp_avg_sq = key[i * KEY_PTRS + 2];
+      list[i].max_exp_avg_sq = key[i * KEY_PTRS + 3];
+      list[i].n = numel[i];
+      if (step_ptrs) step_ptrs[i] = key[i * KEY_PTRS + 4];
+    }
+    if (rc == 0) rc = fsvc_gpu_adam_plan_upload(list, step_ptrs, n, &dev, &bytes, &n_chunks);
+    free(list);
+    free(step_ptrs);
+    if (rc == 0) {
+      plan_clear(plan);
+      plan->n = n;
+      plan->dt = dt;
+      plan->capturable = steps != NULL;
+      plan->key = key;
+      plan->numel = numel;
+      plan->dev = dev;
+      plan->bytes = bytes;
+      plan->n_chunks = n_chunks;
+      plan->uploads++;
+      key = NULL;
+      numel = NULL;
+    }
+  }
+  if (rc == 0)
+    rc = fsvc_gpu_adam_plan_launch(dt, plan->dev, plan->n_chunks, n, gptr, steps != NULL,
+                                   lr ? (const double *)fsvc_data(lr) : NULL, h->lr, h->beta1, h->beta2, h->eps,
+                                   h->weight_decay, h->step, h->maximize, h->decoupled);
+  /* converted gradients go back to the cache after the kernels on this stream (stream-ordered) */
+  for (int i = 0; gs && i < n; i++) fsvc_tensor_release(gs[i]);
+  free(gs);
+  free(gptr);
+  free(key);
+  free(numel);
   return rc;
 }
 

@@ -11,6 +11,9 @@
  *   fsvc.cuda.stream() -> a new stream; set_stream(s | nil) makes it current; s:synchronize()
  *   fsvc.cuda._adam_step_multi(params, grads, exp_avgs, exp_avg_sqs, max_sqs | nil, h): AdamW
  *     over a whole list in one launch (h as fsvc._adam_step's table)
+ *   fsvc.cuda._adam_plan() -> plan; fsvc.cuda._adam_plan_step(plan, params, grads, exp_avgs,
+ *     exp_avg_sqs, max_sqs|nil, steps|nil, lr|nil, h): the same through a device-cached table,
+ *     capturable with device step counters and rate (fsvc.optim's Adam/AdamW on CUDA)
  *   fsvc.cuda.CUDAGraph() -> g; g:capture(fn [, {warmup = 1}]) -> fn's results (static outputs);
  *     g:replay(); g:reset(); g:is_captured(); fsvc.cuda.graph(fn [, opts]) -> g, results...
  *   x:cuda(i=0)  x:cpu()  x:to("cuda" | "cuda:1" | "cpu" | dtype [, dtype])  x.device  x.is_cuda
@@ -206,6 +209,78 @@ static int l_adam_multi(lua_State *L) {
     return fsvc_lua_error(L);
   return 0;
 }
+/* fsvc.cuda._adam_plan() -> plan: the device-cached chunk table of one parameter list (released
+ * with the plan, or by plan:free()); plan:uploads() counts its (re)builds.
+ * fsvc.cuda._adam_plan_step(plan, params, grads, exp_avgs, exp_avg_sqs, max_sqs|nil, steps|nil,
+ * lr|nil, h): Adam/AdamW over the list in one launch through the plan; steps (one 0-d float64 CUDA
+ * counter per parameter, incremented on the device) and lr (a 0-d float64 CUDA tensor) make the
+ * step capturable: the bias corrections and the rate are then read on the device. */
+#define ADAM_PLAN_MT "fsvc.cuda.AdamPlan"
+static int l_adam_plan_gc(lua_State *L) {
+  fsvc_gpu_adam_plan **p = luaL_checkudata(L, 1, ADAM_PLAN_MT);
+  fsvc_gpu_adam_plan_free(*p);
+  *p = NULL;
+  return 0;
+}
+static int l_adam_plan_uploads(lua_State *L) {
+  fsvc_gpu_adam_plan **p = luaL_checkudata(L, 1, ADAM_PLAN_MT);
+  lua_pushinteger(L, (lua_Integer)fsvc_gpu_adam_plan_uploads(*p));
+  return 1;
+}
+static int l_adam_plan(lua_State *L) {
+  need_cuda(L, "_adam_plan");
+  fsvc_gpu_adam_plan **p = lua_newuserdatauv(L, sizeof *p, 0);
+  *p = NULL;
+  luaL_setmetatable(L, ADAM_PLAN_MT);
+  *p = fsvc_gpu_adam_plan_new();
+  if (!*p) return fsvc_lua_error(L);
+  return 1;
+}
+static int l_adam_plan_step(lua_State *L) {
+  const char *op = "cuda._adam_plan_step";
+  fsvc_gpu_adam_plan **plan = luaL_checkudata(L, 1, ADAM_PLAN_MT);
+  if (!*plan) return luaL_error(L, "%s: the plan was freed", op);
+  for (int i = 2; i <= 5; i++) luaL_checktype(L, i, LUA_TTABLE);
+  luaL_checktype(L, 9, LUA_TTABLE);
+  int n = (int)luaL_len(L, 2), has_max = lua_istable(L, 6), has_steps = lua_istable(L, 7);
+  fsvc_tensor *lr = lua_isnoneornil(L, 8) ? NULL : fsvc_lua_check_tensor(L, 8, op, "lr");
+  fsvc_tensor **ts = lua_newuserdatauv(L, sizeof *ts * (size_t)(6 * (n > 0 ? n : 1)), 0);
+  for (int k = 0; k < 6; k++) {
+    if ((k == 4 && !has_max) || (k == 5 && !has_steps)) continue;
+    if ((int)luaL_len(L, k + 2) != n) return luaL_error(L, "%s: lists of different lengths", op);
+    for (int i = 0; i < n; i++) {
+      lua_geti(L, k + 2, i + 1);
+      ts[k * n + i] = fsvc_lua_check_tensor(L, -1, op, "list element");
+      lua_pop(L, 1);
+    }
+  }
+  fsvc_adam_params h;
+  h.lr = fsvc_lua_opt_field_number(L, 9, "lr", 1e-3, op);
+  h.beta1 = fsvc_lua_opt_field_number(L, 9, "beta1", 0.9, op);
+  h.beta2 = fsvc_lua_opt_field_number(L, 9, "beta2", 0.999, op);
+  h.eps = fsvc_lua_opt_field_number(L, 9, "eps", 1e-8, op);
+  h.weight_decay = fsvc_lua_opt_field_number(L, 9, "weight_decay", 0, op);
+  h.step = fsvc_lua_opt_field_int(L, 9, "step", has_steps ? 0 : 1, op);
+  h.maximize = fsvc_lua_opt_field_bool(L, 9, "maximize", 0, op);
+  h.decoupled = fsvc_lua_opt_field_bool(L, 9, "decoupled", 0, op);
+  if (fsvc_gpu_adam_plan_step(*plan, n, ts, (const fsvc_tensor **)(ts + n), ts + 2 * n, ts + 3 * n,
+                              has_max ? ts + 4 * n : NULL, has_steps ? ts + 5 * n : NULL, lr, &h) != 0)
+    return fsvc_lua_error(L);
+  return 0;
+}
+static void register_adam_plan_type(lua_State *L) {
+  luaL_newmetatable(L, ADAM_PLAN_MT);
+  lua_pushcfunction(L, l_adam_plan_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_newtable(L);
+  lua_pushcfunction(L, l_adam_plan_uploads);
+  lua_setfield(L, -2, "uploads");
+  lua_pushcfunction(L, l_adam_plan_gc);
+  lua_setfield(L, -2, "free");
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 1);
+}
+
 /* ---- CUDA graphs --------------------------------------------------------------------------------
  * g:capture(fn, opts) runs fn `warmup` times (default 1) on the graph's stream, then once under
  * capture, with Lua's collector stopped throughout: the warm-up then allocates every block the
@@ -334,6 +409,9 @@ static int l_nothing(lua_State *L) { (void)L; return 0; }
 #define l_stream l_no_backend
 #define l_set_stream l_nothing
 #define l_adam_multi l_no_backend
+#define l_adam_plan l_no_backend
+#define l_adam_plan_step l_no_backend
+static void register_adam_plan_type(lua_State *L) { (void)L; }
 #define l_graph_new l_no_backend
 #define l_graph l_no_backend
 static void register_graph_type(lua_State *L) { (void)L; }
@@ -470,8 +548,10 @@ void fsvc_bind_cuda(lua_State *L) {
       {"empty_cache", l_empty_cache}, {"clip_grad_norm_", l_clip_grad_norm},
       {"event", l_event}, {"elapsed_ms", l_elapsed_ms}, {"stream", l_stream},
       {"set_stream", l_set_stream}, {"_adam_step_multi", l_adam_multi},
+      {"_adam_plan", l_adam_plan}, {"_adam_plan_step", l_adam_plan_step},
       {"CUDAGraph", l_graph_new}, {"graph", l_graph}, {NULL, NULL}};
   register_graph_type(L);
+  register_adam_plan_type(L);
 #ifdef FSVC_HAVE_CUDA
   luaL_newmetatable(L, EVENT_MT);
   lua_pushcfunction(L, l_event_gc);

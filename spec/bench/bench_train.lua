@@ -4,7 +4,7 @@
 --
 --   build/fsvc spec/bench/bench_train.lua [-d cpu|cuda|cuda:N] [--batch N] [--seconds S]
 --                                         [--reps N] [--warmup N] [--quick] [--host-dsp] [--tf32]
---                                         [--only a,b,...] [--step-budget S]
+--                                         [--only a,b,...] [--step-budget S] [--graph]
 --
 -- Steps (what a step computes is FASTERSVC.md's "Training (train_dec / train_pe)" and "Inference"):
 --   decoder+logmel  CE.encode (frozen) -> self-kNN (k 4, cos) -> synthesize(z, f0, energy) ->
@@ -28,6 +28,15 @@
 -- encoders' spectrogram, energy, the harmonic oscillator, the pitch helpers) runs on the device
 -- through fsvc.dsp's device paths; --host-dsp sends every DSP call through the host instead. The
 -- table's last column says which DSP calls went through the host (none, unless --host-dsp).
+--
+-- --graph (CUDA): the decoder, pitch-estimator and streaming steps are also captured as CUDA
+-- graphs (docs/cuda.md "CUDA graphs": gradients set to nil at the start of the captured function,
+-- AdamW with capturable = true) and their replays timed in a "graph ms" column. The training
+-- graphs' first replay follows the warm-up's real step; the pitch row's augmentation runs eagerly
+-- and is written into the graph's static input before each replay (it draws from the CPU
+-- generator), and its loss is the same weighted cross-entropy computed from a weighted one-hot
+-- target (cross_entropy's gather checks its indices on the host, which a capture refuses). A step that cannot be captured (a host round trip, a host synchronisation) says
+-- "graph: not capturable (<reason>)" in its row instead.
 local D = dofile("spec/helpers/device.lua")
 local PitchEstimator = require "modules.pitch_estimator"
 local ContentEncoder = require "modules.content_encoder"
@@ -39,7 +48,7 @@ local knn = require "modules.knn"
 
 local USAGE = "usage: build/fsvc spec/bench/bench_train.lua [-d cpu|cuda|cuda:N] [--batch N] "
   .. "[--seconds S] [--reps N] [--warmup N] [--quick] [--host-dsp] [--tf32] [--only a,b,...] "
-  .. "[--step-budget S]"
+  .. "[--step-budget S] [--graph]"
 
 -- ---- options -------------------------------------------------------------------------------
 local opts = { device = "cpu" }
@@ -74,6 +83,7 @@ do
     elseif a == "--tf32" then opts.tf32 = true
     elseif a == "--only" then opts.only = value(a)
     elseif a == "--step-budget" then opts.step_budget = number(a)
+    elseif a == "--graph" then opts.graph = true
     elseif a == "-h" or a == "--help" then print(USAGE) os.exit(0)
     else io.stderr:write("bench_train: unknown argument '" .. tostring(a) .. "'\n" .. USAGE .. "\n") os.exit(2) end
     i = i + 1
@@ -112,6 +122,7 @@ if opts.only then
   end
 end
 if cuda and opts.tf32 then fsvc.cuda.set_allow_tf32(true) end
+local graphs = opts.graph and cuda
 
 -- DSP on device tensors runs on the device (fsvc.dsp's device paths); only the functions without
 -- one (D.HOST_DSP) make a host round trip, and --host-dsp sends every DSP call through the host
@@ -167,8 +178,14 @@ local device_name = cuda and fsvc.cuda.get_device_name(tonumber(device:match("%d
 print(string.format("device: %s (%s)  batch %d x %.2f s (%d samples)  median of up to %d timed runs "
   .. "after %d warm-up, at most %gs per step%s", device, device_name, batch, L / SR, L, reps, warmup,
   step_budget, (cuda and opts.tf32) and ", TF32 on" or ""))
-print(string.format("%-20s %10s %12s %8s %5s  %s", "step", "ms", "anchor H200", "goal", "runs",
-  "DSP via host / note"))
+if opts.graph and not cuda then print("note: --graph needs a CUDA device; ignored on " .. device) end
+if graphs then
+  print(string.format("%-20s %10s %10s %12s %8s %5s  %s", "step", "ms", "graph ms", "anchor H200", "goal",
+    "runs", "DSP via host / note"))
+else
+  print(string.format("%-20s %10s %12s %8s %5s  %s", "step", "ms", "anchor H200", "goal", "runs",
+    "DSP via host / note"))
+end
 io.stdout:flush()
 local function fmt(v)
   if type(v) == "number" then return string.format("%.1f", v) end
@@ -178,7 +195,27 @@ end
 fsvc.manual_seed(0)
 if cuda then fsvc.cuda.manual_seed(0) end
 local results = {}
-local function run(key, label, anchor, goal, build)
+
+-- graph_build() -> replay function (a captured step), or an error; the reason shown for a step
+-- that cannot be captured names the DSP calls that went through the host during the attempt
+-- (their copies cannot be captured), else the error's first line.
+local function time_graph(graph_build)
+  for k in pairs(host_calls) do host_calls[k] = nil end
+  local ok, replay = pcall(graph_build)
+  if not ok then
+    local via = {}
+    for k in pairs(host_calls) do via[#via + 1] = k end
+    table.sort(via)
+    local reason = #via > 0 and ("host round trip in " .. table.concat(via, ","))
+        or tostring(replay):match("[^\n]*"):sub(1, 160)
+    return nil, nil, "graph: not capturable (" .. reason .. ")"
+  end
+  local okt, ms, n = pcall(time_step, replay)
+  if not okt then return nil, nil, "graph: replay failed (" .. tostring(ms):match("[^\n]*") .. ")" end
+  return ms, n
+end
+
+local function run(key, label, anchor, goal, build, graph_build)
   if only and not only[key] then return end
   local ok, step = pcall(build)
   local ms, n, via, note
@@ -188,26 +225,62 @@ local function run(key, label, anchor, goal, build)
   else
     note = tostring(step):match("[^\n]*")
   end
-  results[#results + 1] = { key = key, ms = ms, note = note }
+  step = nil
+  collectgarbage()
+  collectgarbage()
+  local gms, gn, gnote
+  if graphs and graph_build then
+    if via and #via > 0 then
+      -- a host round trip cannot be captured: say so without the warm-ups of a doomed capture
+      gnote = "graph: not capturable (host round trip in " .. table.concat(via, ",") .. ")"
+    elseif note then
+      gnote = "graph: not tried (the eager step failed)"
+    else
+      gms, gn, gnote = time_graph(graph_build)
+    end
+  end
+  results[#results + 1] = { key = key, ms = ms, note = note, graph_ms = gms, graph = graphs and graph_build ~= nil }
   local tail = note and ("FAILED: " .. note) or (#via > 0 and table.concat(via, ",") or "-")
-  print(string.format("%-20s %10s %12s %8s %5s  %s", label, ms and string.format("%.1f", ms) or "-",
-    fmt(anchor), fmt(goal), n or "-", tail))
+  if gnote then tail = tail .. "; " .. gnote end
+  if graphs then
+    print(string.format("%-20s %10s %10s %12s %8s %5s  %s", label, ms and string.format("%.1f", ms) or "-",
+      gms and string.format("%.1f", gms) or "-", fmt(anchor), fmt(goal),
+      (n or "-") .. (gn and ("/" .. gn) or ""), tail))
+  else
+    print(string.format("%-20s %10s %12s %8s %5s  %s", label, ms and string.format("%.1f", ms) or "-",
+      fmt(anchor), fmt(goal), n or "-", tail))
+  end
   io.stdout:flush()
   collectgarbage()
   collectgarbage()
+end
+
+-- captures fn (a training step when it calls backward and a capturable optimiser) as a CUDA graph;
+-- returns the replay function. Two warm-up runs: the first step of a new optimiser creates its
+-- state, which keeps blocks that the first warm-up's temporaries had freed, so the capture would
+-- lack some; the second warm-up runs as the capture will.
+local function capture(fn)
+  local g = fsvc.cuda.CUDAGraph()
+  g:capture(fn, { warmup = 2 })
+  return function() g:replay() end
+end
+
+-- the parameters' gradients are written afresh by each replay's backward
+local function grads_to_nil(params)
+  for _, p in ipairs(params) do p.grad = nil end
 end
 
 local AdamW = fsvc.optim.AdamW
 local clip = fsvc.nn.utils.clip_grad_norm_
 
 -- ---- (a) decoder with the log-mel loss ---------------------------------------------------------
-local function decoder_setup()
+local function decoder_setup(capturable)
   local ce = ContentEncoder {}
   ce:eval():requires_grad_(false)
   local dec = Decoder {}
   ce:to(device)
   dec:to(device)
-  local opt = AdamW(dec:parameters(), { lr = 1e-4, betas = { 0.8, 0.99 } })
+  local opt = AdamW(dec:parameters(), { lr = 1e-4, betas = { 0.8, 0.99 }, capturable = capturable })
   local wave = to_dev(test_wave(batch, L))
   local f0 = to_dev((fsvc.rand({ batch, 1, T }) * 200 + 100))
   return ce, dec, opt, wave, f0
@@ -232,6 +305,18 @@ run("decoder", "decoder + log-mel", 35.9, 18, function()
     clip(dec:parameters(), 1.0)
     opt:step()
   end
+end, function()
+  local ce, dec, opt, wave, f0 = decoder_setup(true)
+  local params = dec:parameters()
+  return capture(function()
+    grads_to_nil(params)
+    local fake = generator_forward(ce, dec, wave, f0)
+    local loss = losses.log_mel(fake, wave)
+    loss:backward()
+    clip(params, 1.0)
+    opt:step()
+    return loss
+  end)
 end)
 
 -- ---- (b) + the discriminator ------------------------------------------------------------------
@@ -261,16 +346,17 @@ run("discriminator", "+ discriminator", 146.6, 75, function()
 end)
 
 -- ---- (c) pitch estimator ----------------------------------------------------------------------
-run("pitch", "pitch estimator", 7.8, 4, function()
+local function pitch_setup(capturable)
   local pe = PitchEstimator {}
   pe:to(device)
-  local opt = AdamW(pe:parameters(), { lr = 1e-4 })
-  local weight = to_dev(losses.pitch_class_weights(pe.output_channels))
+  local opt = AdamW(pe:parameters(), { lr = 1e-4, capturable = capturable })
+  local weight_cpu = losses.pitch_class_weights(pe.output_channels)
+  local labels_cpu = fsvc.randint(0, pe.output_channels, { batch, T })
+  local weight, labels = to_dev(weight_cpu), to_dev(labels_cpu)
   local wave = to_dev(test_wave(batch, L))
-  local labels = to_dev(fsvc.randint(0, pe.output_channels, { batch, T }))
-  return function()
-    opt:zero_grad()
-    local x = fsvc.no_grad(function()
+  -- augmentation: gain, noise, the rolled batch as background
+  local function augment()
+    return fsvc.no_grad(function()
       local gain = to_dev(fsvc.rand({ batch, 1 }) * 2)
       local noise_gain = to_dev(fsvc.rand({ batch, 1 }))
       local bg_gain = to_dev(fsvc.rand({ batch, 1 }) * 0.5)
@@ -278,9 +364,39 @@ run("pitch", "pitch estimator", 7.8, 4, function()
       local noise = fsvc.randn({ batch, L })
       return wave * gain + to_dev(noise) * noise_gain + rolled * bg_gain
     end)
+  end
+  return pe, opt, weight, labels, augment, weight_cpu, labels_cpu
+end
+
+run("pitch", "pitch estimator", 7.8, 4, function()
+  local pe, opt, weight, labels, augment = pitch_setup()
+  return function()
+    opt:zero_grad()
+    local x = augment()
     local loss = losses.cross_entropy(pe:logits(x), labels, weight)
     loss:backward()
     opt:step()
+  end
+end, function()
+  local pe, opt, _, _, augment, weight_cpu, labels_cpu = pitch_setup(true)
+  local params = pe:parameters()
+  local x = augment() -- the static input
+  -- the same weighted cross-entropy from a weighted one-hot target built outside the graph:
+  -- cross_entropy's gather/index_select check their indices on the host, which cannot be captured
+  local C = pe.output_channels
+  local classes = fsvc.arange(C, { dtype = "int64" }):view(1, C, 1)
+  local target = to_dev(labels_cpu:view(batch, 1, T):eq(classes):to("float32") * weight_cpu:view(1, C, 1))
+  local total_weight = target:sum()
+  local replay = capture(function()
+    grads_to_nil(params)
+    local loss = -(pe:logits(x):log_softmax(1) * target):sum() / total_weight
+    loss:backward()
+    opt:step()
+    return loss
+  end)
+  return function()
+    x:copy_(augment())
+    replay()
   end
 end)
 
@@ -299,12 +415,19 @@ run("convert", string.format("convert %gs", convert_seconds), quick and "-" or 1
   return function() cv:convert(wave, target) end
 end)
 
-run("stream", "streaming step", 12.1, 1, function()
+local STREAM_CHUNK, STREAM_NBUF = 1920, 4
+local function stream_setup()
   local cv, target = convertor()
-  local chunk, nbuf = 1920, 4
+  local chunk, nbuf = STREAM_CHUNK, STREAM_NBUF
   local buffer = to_dev(test_wave(1, chunk * nbuf))
   local fade_in = to_dev(fsvc.arange(chunk, { dtype = "float32" }):view(1, chunk) / chunk)
   local prev_tail = to_dev(fsvc.zeros({ 1, chunk }))
+  return cv, target, buffer, fade_in, prev_tail
+end
+
+run("stream", "streaming step", 12.1, 1, function()
+  local cv, target, buffer, fade_in, prev_tail = stream_setup()
+  local chunk, nbuf = STREAM_CHUNK, STREAM_NBUF
   return function()
     local y = cv:convert(buffer, target)
     -- emit the chunk before the newest, faded with the previous step's overlapping chunk
@@ -313,6 +436,17 @@ run("stream", "streaming step", 12.1, 1, function()
     prev_tail = y:narrow(1, (nbuf - 1) * chunk, chunk)
     return out
   end
+end, function()
+  local cv, target, buffer, fade_in, prev_tail = stream_setup()
+  local chunk, nbuf = STREAM_CHUNK, STREAM_NBUF
+  -- buffer (the input) and prev_tail (carried between steps) are static: copy_ keeps their memory
+  return capture(function()
+    local y = fsvc.no_grad(function() return cv:convert(buffer, target) end)
+    local cur = y:narrow(1, (nbuf - 2) * chunk, chunk)
+    local out = cur * fade_in + prev_tail * (1 - fade_in)
+    prev_tail:copy_(y:narrow(1, (nbuf - 1) * chunk, chunk))
+    return out
+  end)
 end)
 
 restore_dsp()
@@ -332,7 +466,14 @@ local parts = {}
 for _, r in ipairs(results) do
   parts[#parts + 1] = string.format("%s=%s", r.key, r.ms and string.format("%.1f", r.ms) or "FAILED")
 end
-print(string.format("summary: %s ms (%s, batch %d)", table.concat(parts, " "), device, batch))
+local gparts = {}
+for _, r in ipairs(results) do
+  if r.graph then
+    gparts[#gparts + 1] = string.format("%s=%s", r.key, r.graph_ms and string.format("%.1f", r.graph_ms) or "-")
+  end
+end
+print(string.format("summary: %s ms (%s, batch %d)%s", table.concat(parts, " "), device, batch,
+  #gparts > 0 and ("; graph: " .. table.concat(gparts, " ") .. " ms") or ""))
 local failed = 0
 for _, r in ipairs(results) do if r.note then failed = failed + 1 end end
 os.exit(failed == 0 and 0 or 1)

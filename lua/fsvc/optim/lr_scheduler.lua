@@ -9,7 +9,8 @@
 --
 -- Creating a scheduler sets each group's lr to its value at epoch 0. Call sched:step() after
 -- opt:step(); sched:get_last_lr() lists the current rates; state_dict()/load_state_dict() save
--- last_epoch and the base rates (not the lambda functions).
+-- last_epoch and the base rates (not the lambda functions). With a capturable Adam/AdamW the new
+-- rate is also written to the group's device tensor (opt:lr_tensor), which captured graphs read.
 local LRScheduler = {}
 LRScheduler.__index = LRScheduler
 
@@ -53,9 +54,12 @@ function LRScheduler:step()
   self.last_epoch = self.last_epoch + 1
   local lrs = self:get_lr()
   self._last_lr = {}
-  for i, g in ipairs(self.optimizer.param_groups) do
+  local opt = self.optimizer
+  for i, g in ipairs(opt.param_groups) do
     g.lr = lrs[i]
     self._last_lr[i] = lrs[i]
+    -- a capturable optimiser's rate lives on the device too (read by its captured graphs)
+    if opt._lr_changed then opt:_lr_changed(g) end
   end
 end
 
