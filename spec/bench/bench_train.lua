@@ -32,11 +32,13 @@
 -- --graph (CUDA): the decoder, pitch-estimator and streaming steps are also captured as CUDA
 -- graphs (docs/cuda.md "CUDA graphs": gradients set to nil at the start of the captured function,
 -- AdamW with capturable = true) and their replays timed in a "graph ms" column. The training
--- graphs' first replay follows the warm-up's real step; the pitch row's augmentation runs eagerly
+-- graphs' two warm-ups are real steps; the pitch row's augmentation runs eagerly
 -- and is written into the graph's static input before each replay (it draws from the CPU
 -- generator), and its loss is the same weighted cross-entropy computed from a weighted one-hot
--- target (cross_entropy's gather checks its indices on the host, which a capture refuses). A step that cannot be captured (a host round trip, a host synchronisation) says
--- "graph: not capturable (<reason>)" in its row instead.
+-- target (cross_entropy's gather checks its indices on the host, which a capture refuses). A step
+-- that cannot be captured (a host round trip, a host synchronisation) says "graph: not capturable
+-- (<reason>)" in its row instead; one whose eager run made DSP host round trips is not tried (its
+-- warm-ups would be spent on a capture that can only fail).
 local D = dofile("spec/helpers/device.lua")
 local PitchEstimator = require "modules.pitch_estimator"
 local ContentEncoder = require "modules.content_encoder"
