@@ -82,7 +82,7 @@ static int rfft_backward(fsvc_node *node, const fsvc_tensor *grad_out, fsvc_tens
 }
 
 fsvc_tensor *fsvc_rfft(const fsvc_tensor *x) {
-  FSVC_DISPATCH_CUDA(rfft, x);
+  /* the checks read only the header: they come before the dispatch and serve both devices */
   char sb[64];
   if (!x || !x->storage) {
     fsvc_set_error("rfft: input is NULL or freed");
@@ -97,6 +97,7 @@ fsvc_tensor *fsvc_rfft(const fsvc_tensor *x) {
                    "got %s", FSVC_MAX_DIMS, fsvc_shape_str(x, sb, sizeof sb));
     return NULL;
   }
+  FSVC_DISPATCH_CUDA(rfft, x);
   const int64_t n = x->shape[x->ndim - 1];
   int64_t oshape[FSVC_MAX_DIMS];
   for (int d = 0; d < x->ndim - 1; d++) oshape[d] = x->shape[d];
