@@ -83,6 +83,8 @@ int fsvc_gpu_graph_replay(fsvc_gpu_graph *g);
 int fsvc_gpu_graph_is_captured(const fsvc_gpu_graph *g);
 /* 1 while the current stream is being captured */
 int fsvc_gpu_is_capturing(void);
+/* drops the cuFFT plans bound to a stream that is about to be destroyed (ops_fft.c) */
+void fsvc_gpu_fft_forget_stream(void *stream);
 void fsvc_gpu_graph_free(fsvc_gpu_graph *g);
 
 /* ---- random (random.cu) --------------------------------------------------------------------- */

@@ -154,6 +154,7 @@ void fsvc_gpu_graph_free(fsvc_gpu_graph *g) {
   if (g->exec) cudaGraphExecDestroy(g->exec);
   if (g->graph) cudaGraphDestroy(g->graph);
   fsvc_gpu_pool_release(g->pool);
+  fsvc_gpu_fft_forget_stream(g->stream);
   cudaStreamDestroy(g->stream);
   free(g);
 }

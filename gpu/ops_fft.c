@@ -66,6 +66,7 @@ static int fft_check(cufftResult r, const char *what) {
 #define PLAN_CACHE 8
 typedef struct {
   int used;
+  int pinned; /* used inside a CUDA graph capture: the graph's nodes use its workspace */
   int64_t n, batch;
   cufftType type;
   void *stream;
@@ -80,17 +81,25 @@ static pthread_mutex_t plan_mutex = PTHREAD_MUTEX_INITIALIZER;
  * complex values), on the current stream. */
 static int get_plan(int64_t n, int64_t batch, cufftType type, const char *op, cufftHandle *out) {
   void *stream = fsvc_gpu_stream();
+  const int capturing = fsvc_gpu_is_capturing();
   pthread_mutex_lock(&plan_mutex);
-  plan_entry *victim = &plans[0];
+  plan_entry *victim = NULL;
   for (int i = 0; i < PLAN_CACHE; i++) {
     plan_entry *e = &plans[i];
     if (e->used && e->n == n && e->batch == batch && e->type == type && e->stream == stream) {
       e->last_use = ++plan_clock;
+      if (capturing) e->pinned = 1; /* kept until its graph's stream is destroyed */
       *out = e->plan;
       pthread_mutex_unlock(&plan_mutex);
       return 0;
     }
-    if (!e->used || (victim->used && e->last_use < victim->last_use)) victim = e;
+    if (e->pinned) continue;
+    if (!victim || !e->used || (victim->used && e->last_use < victim->last_use)) victim = e;
+  }
+  if (!victim) {
+    pthread_mutex_unlock(&plan_mutex);
+    fsvc_set_error("%s: every cached cuFFT plan belongs to a live CUDA graph (free some graphs)", op);
+    return -1;
   }
   if (victim->used) {
     /* work queued with the old plan must finish before its workspace goes */
@@ -109,10 +118,27 @@ static int get_plan(int64_t n, int64_t batch, cufftType type, const char *op, cu
     pthread_mutex_unlock(&plan_mutex);
     return fft_check(r, op);
   }
-  *victim = (plan_entry){1, n, batch, type, stream, p, ++plan_clock};
+  *victim = (plan_entry){1, capturing, n, batch, type, stream, p, ++plan_clock};
   *out = p;
   pthread_mutex_unlock(&plan_mutex);
   return 0;
+}
+
+/* The stream is about to be destroyed (a CUDA graph's, or one from fsvc.cuda.stream()): its plans
+ * go with it, so that no later stream created at the same address inherits them. */
+void fsvc_gpu_fft_forget_stream(void *stream) {
+  if (!stream) return;
+  pthread_mutex_lock(&plan_mutex);
+  for (int i = 0; i < PLAN_CACHE; i++) {
+    plan_entry *e = &plans[i];
+    if (e->used && e->stream == stream) {
+      cudaStreamSynchronize((cudaStream_t)stream);
+      fft.destroy(e->plan);
+      e->used = 0;
+      e->pinned = 0;
+    }
+  }
+  pthread_mutex_unlock(&plan_mutex);
 }
 
 /* rows x n reals (src) -> rows x (n/2+1) complex (dst), or back (inverse; src is overwritten, as

@@ -134,15 +134,26 @@ static fsvc_tensor *gpu_flip(const fsvc_tensor *a, int n_dims, const int *dims) 
 static int pad_backward(fsvc_node *n, const fsvc_tensor *g, fsvc_tensor **gin) {
   if (!n->edges[0].needs_grad) return 0;
   const fsvc_edge *e = &n->edges[0];
-  fsvc_tensor *gx = fsvc_zeros_on(e->ndim, e->shape, g->dtype, fsvc_tensor_device(g));
-  fsvc_tensor *gc = gx ? fsvc_contiguous_raw(g) : NULL;
+  /* reflect/replicate pads add several output gradients into one input element with atomics:
+   * 16-bit dtypes accumulate in float32 (rounded once at the end), so the sum does not depend on
+   * the order the atomics land in, as it would with a rounding at every add */
+  const int low = g->dtype == FSVC_FLOAT16 || g->dtype == FSVC_BFLOAT16;
+  const fsvc_dtype acc = low ? FSVC_FLOAT32 : g->dtype;
+  fsvc_tensor *gx = fsvc_zeros_on(e->ndim, e->shape, acc, fsvc_tensor_device(g));
+  fsvc_tensor *gc = gx ? fsvc_gpu_contig_as(g, acc) : NULL;
   int rc = -1;
   if (gc) {
     fsvc_gpu_geom og = fsvc_gpu_geom_of(gc), ig = fsvc_gpu_geom_of(gx);
-    rc = fsvc_gpu_pad_launch(g->dtype, fsvc_data(gc), &og, fsvc_data(gx), &ig, &n->iarg[1],
+    rc = fsvc_gpu_pad_launch(acc, fsvc_data(gc), &og, fsvc_data(gx), &ig, &n->iarg[1],
                              (int)n->iarg[0], 0, 1);
   }
   fsvc_tensor_release(gc);
+  if (rc == 0 && low) {
+    fsvc_tensor *r = fsvc_to_dtype_raw(gx, g->dtype);
+    fsvc_tensor_release(gx);
+    gx = r;
+    if (!gx) rc = -1;
+  }
   if (rc != 0) { fsvc_tensor_release(gx); return -1; }
   gin[0] = gx;
   return 0;

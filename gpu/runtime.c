@@ -133,6 +133,7 @@ void *fsvc_gpu_stream_create(void) {
   return s;
 }
 void fsvc_gpu_stream_destroy(void *s) {
+  fsvc_gpu_fft_forget_stream(s);
   if (s) cudaStreamDestroy((cudaStream_t)s);
 }
 int fsvc_gpu_stream_synchronize(void *s) {
