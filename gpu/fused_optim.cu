@@ -326,8 +326,10 @@ extern "C" int fsvc_gpu_sgd_launch(fsvc_dtype dt, void *param, const void *grad,
 }
 
 extern "C" int fsvc_gpu_clip_grad_norm_launch(fsvc_dtype dt, void *const *bufs, const int64_t *ns, int n_bufs,
-                                              double max_norm, double *norm) {
-  double *acc = (double *)fsvc_gpu_alloc(0, sizeof(double));
+                                              double max_norm, double *norm, double *sum_sq_out) {
+  /* sum_sq_out (device memory): the sum of squares stays there and nothing is read back, so the
+   * call does not wait for the device and can be captured into a CUDA graph */
+  double *acc = sum_sq_out ? sum_sq_out : (double *)fsvc_gpu_alloc(0, sizeof(double));
   if (!acc) return -1;
   int rc = fsvc_gpu_check((int)cudaMemsetAsync(acc, 0, sizeof(double), stream()), "clip_grad_norm");
   for (int i = 0; i < n_bufs && rc == 0; i++) {
@@ -341,6 +343,7 @@ extern "C" int fsvc_gpu_clip_grad_norm_launch(fsvc_dtype dt, void *const *bufs, 
     FSVC_DISPATCH_FLOAT(dt, FSVC_LAUNCH(scale_kernel, blocks_for(ns[i]), kThreads, 0, stream())((T *)bufs[i], ns[i], acc, max_norm));
     rc = fsvc_gpu_check_launch("clip_grad_norm");
   }
+  if (sum_sq_out) return rc;
   double sq = 0;
   if (rc == 0) rc = fsvc_gpu_check((int)cudaMemcpyAsync(&sq, acc, sizeof sq, cudaMemcpyDeviceToHost, stream()), "clip_grad_norm");
   if (rc == 0) rc = fsvc_gpu_check((int)cudaStreamSynchronize(stream()), "clip_grad_norm");

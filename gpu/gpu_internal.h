@@ -241,8 +241,10 @@ int fsvc_gpu_sgd_launch(fsvc_dtype dt, void *param, const void *grad, void *buf,
  * = 1 when any result is NaN or Inf (one flag read back, then the stream is synchronised). */
 int fsvc_gpu_amp_unscale_launch(const fsvc_dtype *dts, void *const *bufs, const int64_t *ns, int n_bufs,
                                 double inv_scale, int *found_inf);
+/* scales the buffers so their joint 2-norm is <= max_norm; the norm before clipping goes to *norm
+ * (read back: waits for the device), or, with sum_sq_out (device memory), its square stays there */
 int fsvc_gpu_clip_grad_norm_launch(fsvc_dtype dt, void *const *bufs, const int64_t *ns, int n_bufs,
-                                   double max_norm, double *norm);
+                                   double max_norm, double *norm, double *sum_sq_out);
 
 #ifdef __cplusplus
 }

@@ -221,8 +221,10 @@ static int gpu_sgd_step_(fsvc_tensor *param, const fsvc_tensor *grad, fsvc_tenso
 }
 
 /* Scales the gradients (contiguous, one float dtype) so that their joint 2-norm is <= max_norm;
- * returns the norm before clipping in *total. */
-int fsvc_gpu_clip_grad_norm_(int n, fsvc_tensor **grads, double max_norm, double *total) {
+ * returns the norm before clipping in *total, or, when total_dev is given, as a new 0-d float64
+ * tensor on the gradients' device (nothing read back: capturable into a CUDA graph). */
+int fsvc_gpu_clip_grad_norm_(int n, fsvc_tensor **grads, double max_norm, double *total,
+                             fsvc_tensor **total_dev) {
   void **bufs = calloc((size_t)(n > 0 ? n : 1), sizeof *bufs);
   int64_t *ns = calloc((size_t)(n > 0 ? n : 1), sizeof *ns);
   int rc = bufs && ns ? 0 : -1;
@@ -237,7 +239,21 @@ int fsvc_gpu_clip_grad_norm_(int n, fsvc_tensor **grads, double max_norm, double
     bufs[i] = fsvc_data(grads[i]);
     ns[i] = fsvc_numel(grads[i]);
   }
-  if (rc == 0) rc = fsvc_gpu_clip_grad_norm_launch(dt, (void *const *)bufs, ns, n, max_norm, total);
+  fsvc_tensor *sq = NULL;
+  if (rc == 0 && total_dev) {
+    fsvc_device dev = n > 0 ? grads[0]->storage->device : (fsvc_device){FSVC_CUDA, 0};
+    sq = fsvc_empty_on(0, NULL, FSVC_FLOAT64, dev);
+    if (!sq) rc = -1;
+  }
+  if (rc == 0) rc = fsvc_gpu_clip_grad_norm_launch(dt, (void *const *)bufs, ns, n, max_norm, total,
+                                                   sq ? (double *)fsvc_data(sq) : NULL);
+  if (rc == 0 && total_dev) {
+    /* no gradients: the kernels never ran, the norm is 0 */
+    if (n == 0 && fsvc_fill_(sq, 0.0) != 0) rc = -1;
+    *total_dev = rc == 0 ? fsvc_sqrt(sq) : NULL;
+    if (!*total_dev) rc = -1;
+  }
+  fsvc_tensor_release(sq);
   free(bufs);
   free(ns);
   return rc;

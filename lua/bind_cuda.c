@@ -5,7 +5,8 @@
  *   fsvc.cuda.synchronize()  manual_seed(n)  initial_seed()  set_allow_tf32(bool)
  *   fsvc.cuda.memory_allocated()  memory_reserved()  max_memory_allocated()  memory_stats()
  *   fsvc.cuda.reset_peak_memory_stats()  empty_cache()
- *   fsvc.cuda.clip_grad_norm_(grads, max_norm) -> total norm   (CUDA gradients, one launch each)
+ *   fsvc.cuda.clip_grad_norm_(grads, max_norm [, {sync = true}]) -> total norm (CUDA gradients,
+ *     one launch each); sync = false returns it as a 0-d CUDA tensor without waiting (capturable)
  *   fsvc.cuda.event()  -> an opaque event recorded on the current stream;
  *   fsvc.cuda.elapsed_ms(e0, e1) -> milliseconds between two events
  *   fsvc.cuda.stream() -> a new stream; set_stream(s | nil) makes it current; s:synchronize()
@@ -31,7 +32,8 @@
 
 #ifdef FSVC_HAVE_CUDA
 #include "../gpu/gpu_internal.h"
-int fsvc_gpu_clip_grad_norm_(int n, fsvc_tensor **grads, double max_norm, double *total);
+int fsvc_gpu_clip_grad_norm_(int n, fsvc_tensor **grads, double max_norm, double *total,
+                             fsvc_tensor **total_dev);
 void *fsvc_gpu_event_record(void);
 double fsvc_gpu_event_elapsed_ms(void *start, void *end);
 void fsvc_gpu_event_destroy(void *e);
@@ -110,6 +112,7 @@ static int l_empty_cache(lua_State *L) { (void)L; fsvc_gpu_empty_cache(); return
 
 static int l_clip_grad_norm(lua_State *L) {
   need_cuda(L, "clip_grad_norm_");
+  lua_settop(L, 3); /* the options (or nil) stay at 3, below the scratch userdata */
   luaL_checktype(L, 1, LUA_TTABLE);
   double max_norm = fsvc_lua_check_number(L, 2, "cuda.clip_grad_norm_", "max_norm");
   int n = (int)luaL_len(L, 1);
@@ -119,8 +122,19 @@ static int l_clip_grad_norm(lua_State *L) {
     gs[i] = fsvc_lua_check_tensor(L, -1, "cuda.clip_grad_norm_", "grads[i]");
     lua_pop(L, 1); /* the table keeps it alive */
   }
+  int sync = 1;
+  if (!lua_isnoneornil(L, 3)) {
+    luaL_checktype(L, 3, LUA_TTABLE);
+    fsvc_lua_check_option_keys(L, 3, "cuda.clip_grad_norm_", (const char *const[]){"sync", NULL});
+    sync = fsvc_lua_opt_field_bool(L, 3, "sync", 1, "cuda.clip_grad_norm_");
+  }
+  if (!sync) { /* the norm as a 0-d CUDA tensor: nothing waits for the device */
+    fsvc_tensor *t = NULL;
+    if (fsvc_gpu_clip_grad_norm_(n, gs, max_norm, NULL, &t) != 0) return fsvc_lua_error(L);
+    return fsvc_lua_push_tensor(L, t);
+  }
   double total = 0;
-  if (fsvc_gpu_clip_grad_norm_(n, gs, max_norm, &total) != 0) return fsvc_lua_error(L);
+  if (fsvc_gpu_clip_grad_norm_(n, gs, max_norm, &total, NULL) != 0) return fsvc_lua_error(L);
   lua_pushnumber(L, total);
   return 1;
 }

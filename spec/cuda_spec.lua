@@ -463,3 +463,37 @@ describe("cuda graphs of DSP steps", function()
     end
   end)
 end)
+
+describe("cuda gradient clipping without a host read", function()
+  it("returns the norm as a device tensor, equal to the synchronous one, and can be captured", function()
+    local nn = fsvc.nn
+    local function grads_of(seed)
+      fsvc.manual_seed(seed)
+      return { (fsvc.randn({ 5, 7 }) * 3):cuda(), (fsvc.randn({ 11 }) * 3):cuda() }
+    end
+    local a, b = grads_of(1), grads_of(1)
+    local n_sync = fsvc.cuda.clip_grad_norm_(a, 1.0)
+    local n_dev = fsvc.cuda.clip_grad_norm_(b, 1.0, { sync = false })
+    assert.is_true(fsvc.is_tensor(n_dev) and n_dev.is_cuda and n_dev.ndim == 0)
+    assert(math.abs(n_dev:item() - n_sync) < 1e-9 * n_sync)
+    for i = 1, 2 do assert.are.equal(0, fsvc.max_abs_diff(a[i]:cpu(), b[i]:cpu())) end
+    assert.has_error(function() fsvc.cuda.clip_grad_norm_(b, 1.0, { synch = false }) end)
+    -- inside a graph, through nn.utils
+    local x = fsvc.randn({ 3, 4 }):cuda()
+    local w = (fsvc.randn({ 4, 2 }) * 5):cuda():requires_grad_(true)
+    local g, total = fsvc.cuda.graph(function()
+      w.grad = nil
+      x:matmul(w):pow(2):sum():backward()
+      return nn.utils.clip_grad_norm_({ w }, 0.5, 2, { sync = false })
+    end)
+    local xn = fsvc.randn({ 3, 4 })
+    x:copy_(xn:cuda())
+    g:replay()
+    local wc = w:detach():cpu():requires_grad_(true)
+    xn:matmul(wc):pow(2):sum():backward()
+    local want = nn.utils.clip_grad_norm_({ wc }, 0.5)
+    assert(math.abs(total:item() - want) < 1e-4 * want)
+    assert(fsvc.max_abs_diff(w.grad:cpu(), wc.grad) < 1e-5)
+    assert.has_error(function() nn.utils.clip_grad_norm_({ wc }, 0.5, 2, { sync = false }) end) -- CPU
+  end)
+end)

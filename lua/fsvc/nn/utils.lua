@@ -300,10 +300,11 @@ local function fused_cuda_clip_ok(grads)
   return true
 end
 
---- clip_grad_norm_(params, max_norm, norm_type=2, {error_if_nonfinite=false}): scales every
---- gradient by min(1, max_norm / (total + 1e-6)) where total is the norm of all gradients taken
---- together (PyTorch's semantics). Returns the total norm as a number. norm_type may be
---- math.huge ("inf").
+--- clip_grad_norm_(params, max_norm, norm_type=2, {error_if_nonfinite=false, sync=true}): scales
+--- every gradient by min(1, max_norm / (total + 1e-6)) where total is the norm of all gradients
+--- taken together (PyTorch's semantics). Returns the total norm as a number. norm_type may be
+--- math.huge ("inf"). sync = false, for CUDA gradients (2-norm, one dtype, contiguous): returns
+--- the norm as a 0-d CUDA tensor without waiting for the device, so a CUDA graph can capture it.
 function utils.clip_grad_norm_(params, max_norm, norm_type, opts)
   params = param_list(params)
   norm_type = norm_type or 2
@@ -316,6 +317,15 @@ function utils.clip_grad_norm_(params, max_norm, norm_type, opts)
   end
   if #grads == 0 then return 0 end
   local total
+  if opts.sync == false then
+    if not (norm_type == 2 and fused_cuda_clip_ok(grads)) then
+      error("clip_grad_norm_: sync = false needs CUDA gradients of one float dtype, contiguous, and norm_type 2", 2)
+    end
+    if opts.error_if_nonfinite then
+      error("clip_grad_norm_: error_if_nonfinite needs the norm on the host (sync = true)", 2)
+    end
+    return fsvc.cuda.clip_grad_norm_(grads, max_norm, { sync = false })
+  end
   if norm_type == 2 and fused_cuda_clip_ok(grads) then
     -- one launch per gradient and one host sync, instead of a sync per gradient for :item()
     total = fsvc.cuda.clip_grad_norm_(grads, max_norm)
