@@ -259,6 +259,18 @@ static int where_backward(fsvc_node *n, const fsvc_tensor *g, fsvc_tensor **gin)
   return rc;
 }
 
+/* where's and masked_fill's node: the selector saved on the device; iarg[0] = 1 for masked_fill */
+static void attach_where_node(const char *op, int n_in, fsvc_tensor **inputs, const fsvc_tensor *selector,
+                              const char *selector_name, int is_masked_fill, fsvc_tensor *out, fsvc_device dev) {
+  fsvc_node *n = fsvc_node_new(op, n_in, inputs, where_backward);
+  if (!n) return;
+  fsvc_tensor *sel = fsvc_gpu_selector(op, selector, selector_name, dev);
+  fsvc_node_save(n, sel);
+  fsvc_tensor_release(sel);
+  n->iarg[0] = is_masked_fill;
+  fsvc_node_attach(n, out);
+}
+
 static fsvc_tensor *gpu_where(const fsvc_tensor *cond, const fsvc_tensor *a, const fsvc_tensor *b) {
   if (!cond || !a || !b || !cond->storage || !a->storage || !b->storage) {
     fsvc_set_error("where: argument is missing or freed");
@@ -268,17 +280,9 @@ static fsvc_tensor *gpu_where(const fsvc_tensor *cond, const fsvc_tensor *a, con
   fsvc_device dev = fsvc_gpu_device_of(3, three);
   fsvc_dtype dt = fsvc_ew_result_dtype(a, b);
   fsvc_tensor *out = where_raw(cond, a, b, dt, dev, "where");
-  if (out && fsvc_dtype_is_float(dt)) {
-    fsvc_node *n = fsvc_node_new("where", 3, (fsvc_tensor *[]){(fsvc_tensor *)cond, (fsvc_tensor *)a,
-                                                              (fsvc_tensor *)b}, where_backward);
-    if (n) {
-      fsvc_tensor *cc = fsvc_gpu_selector("where", cond, "condition", dev);
-      fsvc_node_save(n, cc);
-      fsvc_tensor_release(cc);
-      n->iarg[0] = 0;
-      fsvc_node_attach(n, out);
-    }
-  }
+  if (out && fsvc_dtype_is_float(dt))
+    attach_where_node("where", 3, (fsvc_tensor *[]){(fsvc_tensor *)cond, (fsvc_tensor *)a, (fsvc_tensor *)b},
+                      cond, "condition", 0, out, dev);
   return out;
 }
 
@@ -290,17 +294,9 @@ static fsvc_tensor *gpu_masked_fill(const fsvc_tensor *a, const fsvc_tensor *mas
   fsvc_tensor *out = v ? where_raw(mask, v, a, a->dtype, dev, "masked_fill") : NULL;
   fsvc_tensor_release(v);
   /* the mask may broadcast the input, as on the CPU; the gradient is summed back to its shape */
-  if (out && fsvc_dtype_is_float(a->dtype)) {
-    fsvc_node *n = fsvc_node_new("masked_fill", 2, (fsvc_tensor *[]){(fsvc_tensor *)a, (fsvc_tensor *)mask},
-                                 where_backward);
-    if (n) {
-      fsvc_tensor *mc = fsvc_gpu_selector("masked_fill", mask, "mask", dev);
-      fsvc_node_save(n, mc);
-      fsvc_tensor_release(mc);
-      n->iarg[0] = 1;
-      fsvc_node_attach(n, out);
-    }
-  }
+  if (out && fsvc_dtype_is_float(a->dtype))
+    attach_where_node("masked_fill", 2, (fsvc_tensor *[]){(fsvc_tensor *)a, (fsvc_tensor *)mask}, mask, "mask", 1,
+                      out, dev);
   return out;
 }
 
