@@ -28,6 +28,10 @@ typedef struct {
 int fsvc_gpu_device_count(void);
 const char *fsvc_gpu_device_name(int i);
 const char *fsvc_gpu_unavailable_reason(void);
+/* dlopen of a CUDA library by its sonames, then in the usual install folders (dynlib.c):
+ * FSVC_CUDA_LIBRARY_PATH, $CUDA_HOME/lib64, /usr/local/cuda/lib64, pip's nvidia-* wheels; NULL with
+ * a message in err when none loads */
+void *fsvc_gpu_dlopen(const char *const *sonames, char *err, size_t err_size);
 /* the stream every launch uses (the legacy default stream unless set) */
 void *fsvc_gpu_stream(void);
 void fsvc_gpu_set_stream(void *stream);
@@ -181,7 +185,7 @@ int fsvc_gpu_gemm_batched(fsvc_dtype dt, int trans_a, int trans_b, int64_t m, in
                           const void *b, int64_t ldb, int64_t stride_b, double beta, void *c,
                           int64_t ldc, int64_t stride_c, int64_t batch);
 extern int fsvc_gpu_allow_tf32;
-/* im2col: x [B, C, T] -> cols [B, C*K, Tout]; col2im adds cols back into x (zeroed by caller) */
+/* im2col: x [B, C, T] -> cols [B, C*K, Tout]; col2im: x = the sum of cols over the taps (overwritten) */
 int fsvc_gpu_im2col_launch(fsvc_dtype dt, const void *x, void *cols, int64_t b, int64_t c,
                            int64_t t, int64_t k, int64_t tout, int64_t stride, int64_t padding,
                            int64_t dilation, int col2im);

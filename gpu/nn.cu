@@ -1,13 +1,6 @@
-// nn kernels: im2col / col2im for the 1-D convolutions (the GEMMs are cuBLAS, in ops_nn.c),
-// 1-D pooling forward/backward, and linear/nearest interpolation forward/backward along T.
-//
-// Convolution as im2col + one cuBLAS GEMM per group (strided-batched over the batch) rather than
-// cuDNN: one code path for every stride/dilation/padding/groups combination the CPU supports,
-// no cuDNN handle/workspace/algorithm-search state, bitwise-deterministic backward (col2im is a
-// gather per input element, no atomics), and no dependency on cuDNN's large engine libraries at
-// link time. Cost: the cols buffer (B * C*K * Tout elements) — for FasterSVC's decoder
-// (C <= 512, K <= 7) a few hundred MB at most at training batch sizes. cuDNN can replace the
-// forward later if profiling on the GPU says so (docs/cuda.md).
+// nn kernels: im2col / col2im for the 1-D convolutions' im2col + cuBLAS path (gpu/conv_im2col.c;
+// the other path is cuDNN, chosen per shape by gpu/conv_select.c), 1-D pooling forward/backward,
+// and linear/nearest interpolation forward/backward along T.
 #include <math.h>
 
 #include "gpu_common.cuh"
@@ -30,7 +23,8 @@ __global__ void im2col_kernel(const T *x, T *cols, int64_t B, int64_t C, int64_t
 }
 
 // x[b, c, s] = sum over (k, t) with t*stride - padding + k*dilation == s of cols[b, c*K+k, t]:
-// one thread per input element gathers its taps (no atomics, deterministic), summed in double.
+// one thread per input element gathers its taps (no atomics, deterministic), summed in double;
+// x is overwritten (every element is written, so it need not be zeroed).
 template <typename T>
 __global__ void col2im_kernel(T *x, const T *cols, int64_t B, int64_t C, int64_t Tin, int64_t K,
                               int64_t Tout, int64_t stride, int64_t padding, int64_t dilation) {
@@ -45,7 +39,7 @@ __global__ void col2im_kernel(T *x, const T *cols, int64_t B, int64_t C, int64_t
       if (t >= Tout) continue;
       acc += (double)load(cols + ((b * C + c) * K + k) * Tout + t);
     }
-    store(x + i, (A)((double)load(x + i) + acc));
+    store(x + i, (A)acc);
   }
 }
 

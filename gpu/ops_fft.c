@@ -22,7 +22,7 @@
 void *fsvc_gpu_emulated_cufft(const char *name) __attribute__((weak));
 
 static pthread_once_t lib_once = PTHREAD_ONCE_INIT;
-static char lib_error[256] = "";
+static char lib_error[1024] = "";
 static struct {
   __typeof__(&cufftPlanMany) plan_many;
   __typeof__(&cufftSetStream) set_stream;
@@ -36,10 +36,11 @@ static struct {
 static void open_cufft(void) {
   void *lib = NULL;
   if (!fsvc_gpu_emulated_cufft) {
-    lib = dlopen("libcufft.so.12", RTLD_NOW | RTLD_LOCAL);
-    if (!lib) lib = dlopen("libcufft.so", RTLD_NOW | RTLD_LOCAL);
+    static const char *const names[] = {"libcufft.so.12", "libcufft.so", NULL};
+    char why[768];
+    lib = fsvc_gpu_dlopen(names, why, sizeof why);
     if (!lib) {
-      snprintf(lib_error, sizeof lib_error, "cannot load cuFFT: %s", dlerror());
+      snprintf(lib_error, sizeof lib_error, "cannot load cuFFT: %s", why);
       return;
     }
   }

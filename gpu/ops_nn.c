@@ -1,5 +1,5 @@
 /* nn ops on CUDA tensors: matmul/bmm/linear on cuBLAS, conv1d and conv_transpose1d as im2col +
- * cuBLAS GEMM (see nn.cu for why not cuDNN), pooling, interpolation. Node names as the CPU ops;
+ * cuBLAS GEMM or cuDNN, chosen per shape (gpu/conv.h), pooling, interpolation. Node names as the CPU ops;
  * matmul is composed of views and bmm (its graph has expand/reshape/bmm nodes where the CPU has
  * one "matmul" node; gradients are the same). 2-D [C, T] inputs of the conv/pool ops go through
  * unsqueeze/squeeze views. */
@@ -10,6 +10,7 @@
 #include <pthread.h>
 #include <string.h>
 
+#include "conv.h"
 #include "gpu_ops.h"
 #include "fsvc/autocast.h"
 #include "fsvc/ops_reduce.h"
@@ -22,7 +23,7 @@ int fsvc_gpu_allow_tf32 = 0; /* off by default: float32 parity 1e-5 (TF32 gives 
 static cublasHandle_t handle;
 static pthread_once_t handle_once = PTHREAD_ONCE_INIT;
 static cublasStatus_t handle_status = CUBLAS_STATUS_NOT_INITIALIZED;
-static char dl_error[256] = "";
+static char dl_error[1024] = "";
 static struct {
   __typeof__(&cublasCreate_v2) create;
   __typeof__(&cublasSetStream_v2) set_stream;
@@ -38,10 +39,11 @@ void *fsvc_gpu_emulated_cublas(const char *name) __attribute__((weak));
 static void create_handle(void) {
   void *lib = NULL;
   if (!fsvc_gpu_emulated_cublas) {
-    lib = dlopen("libcublas.so.13", RTLD_NOW | RTLD_LOCAL);
-    if (!lib) lib = dlopen("libcublas.so", RTLD_NOW | RTLD_LOCAL);
+    static const char *const names[] = {"libcublas.so.13", "libcublas.so", NULL};
+    char why[768];
+    lib = fsvc_gpu_dlopen(names, why, sizeof why);
     if (!lib) {
-      snprintf(dl_error, sizeof dl_error, "cannot load cuBLAS: %s", dlerror());
+      snprintf(dl_error, sizeof dl_error, "cannot load cuBLAS: %s", why);
       return;
     }
   }
@@ -301,65 +303,9 @@ static fsvc_tensor *gpu_linear(const fsvc_tensor *x, const fsvc_tensor *w, const
 }
 
 /* ---- conv1d / conv_transpose1d ---------------------------------------------------------------------- */
-typedef struct {
-  int64_t B, cin, cout, t, tout, k, s, p, d, g;
-} conv_geom;
-
-/* y-space [B, Cout, Tout] from x-space [B, Cin, T] (conv1d forward; conv_transpose1d backward-data) */
-static int conv_fwd(const conv_geom *c, fsvc_dtype dt, const void *x, const void *w, void *y, fsvc_device dev) {
-  int64_t ck = c->cin / c->g * c->k, cog = c->cout / c->g;
-  int64_t shape[3] = {c->B, c->cin * c->k, c->tout};
-  fsvc_tensor *cols = fsvc_empty_on(3, shape, dt, dev);
-  if (!cols) return -1;
-  int rc = fsvc_gpu_im2col_launch(dt, x, fsvc_data(cols), c->B, c->cin, c->t, c->k, c->tout, c->s, c->p, c->d, 0);
-  size_t es = fsvc_dtype_size(dt);
-  for (int64_t gi = 0; gi < c->g && rc == 0; gi++)
-    rc = fsvc_gpu_gemm_batched(dt, 0, 0, cog, c->tout, ck, 1.0, (const char *)w + (size_t)(gi * cog * ck) * es, ck, 0,
-                               (const char *)fsvc_data(cols) + (size_t)(gi * ck * c->tout) * es, c->tout,
-                               c->cin * c->k * c->tout, 0.0, (char *)y + (size_t)(gi * cog * c->tout) * es, c->tout,
-                               c->cout * c->tout, c->B);
-  fsvc_tensor_release(cols);
-  return rc;
-}
-
-/* x-space gradient from y-space: gx (zeroed) += col2im(W^T gy) */
-static int conv_bwd_data(const conv_geom *c, fsvc_dtype dt, void *gx, const void *w, const void *gy, fsvc_device dev) {
-  int64_t ck = c->cin / c->g * c->k, cog = c->cout / c->g;
-  int64_t shape[3] = {c->B, c->cin * c->k, c->tout};
-  fsvc_tensor *cols = fsvc_empty_on(3, shape, dt, dev);
-  if (!cols) return -1;
-  size_t es = fsvc_dtype_size(dt);
-  int rc = 0;
-  for (int64_t gi = 0; gi < c->g && rc == 0; gi++)
-    rc = fsvc_gpu_gemm_batched(dt, 1, 0, ck, c->tout, cog, 1.0, (const char *)w + (size_t)(gi * cog * ck) * es, ck, 0,
-                               (const char *)gy + (size_t)(gi * cog * c->tout) * es, c->tout, c->cout * c->tout,
-                               0.0, (char *)fsvc_data(cols) + (size_t)(gi * ck * c->tout) * es, c->tout,
-                               c->cin * c->k * c->tout, c->B);
-  if (rc == 0)
-    rc = fsvc_gpu_im2col_launch(dt, gx, fsvc_data(cols), c->B, c->cin, c->t, c->k, c->tout, c->s, c->p, c->d, 1);
-  fsvc_tensor_release(cols);
-  return rc;
-}
-
-/* gw [Cout, Cin/g, K] = sum_b gy[b] cols[b]^T per group */
-static int conv_bwd_weight(const conv_geom *c, fsvc_dtype dt, void *gw, const void *x, const void *gy, fsvc_device dev) {
-  int64_t ck = c->cin / c->g * c->k, cog = c->cout / c->g;
-  int64_t shape[3] = {c->B, c->cin * c->k, c->tout};
-  fsvc_tensor *cols = fsvc_empty_on(3, shape, dt, dev);
-  if (!cols) return -1;
-  int rc = fsvc_gpu_im2col_launch(dt, x, fsvc_data(cols), c->B, c->cin, c->t, c->k, c->tout, c->s, c->p, c->d, 0);
-  size_t es = fsvc_dtype_size(dt);
-  for (int64_t gi = 0; gi < c->g && rc == 0; gi++)
-    for (int64_t b = 0; b < c->B && rc == 0; b++)
-      rc = fsvc_gpu_gemm_batched(dt, 0, 1, cog, ck, c->tout, 1.0,
-                                 (const char *)gy + (size_t)((b * c->cout + gi * cog) * c->tout) * es, c->tout, 0,
-                                 (const char *)fsvc_data(cols) + (size_t)((b * c->cin * c->k + gi * ck) * c->tout) * es,
-                                 c->tout, 0, b ? 1.0 : 0.0, (char *)gw + (size_t)(gi * cog * ck) * es, ck, 0, 1);
-  if (rc == 0 && c->B == 0) rc = fsvc_gpu_fill_launch(gw, dt, &(fsvc_gpu_geom){1, {c->cout * ck}, {1}}, 0);
-  fsvc_tensor_release(cols);
-  return rc;
-}
-
+/* The passes (forward, backward data, backward filter) are fsvc_gpu_conv (gpu/conv.h): im2col +
+ * cuBLAS or cuDNN, chosen per shape. A transposed convolution is a convolution with the roles of
+ * input and output swapped: its forward is the convolution's backward-data pass, and so on. */
 /* saved[0] = x (contiguous 3-D), saved[1] = w (contiguous); iarg = s, p, d, g, transposed, Tout */
 static int conv_backward(fsvc_node *n, const fsvc_tensor *g, fsvc_tensor **gin) {
   const fsvc_tensor *x = n->saved[0], *w = n->saved[1];
@@ -367,7 +313,7 @@ static int conv_backward(fsvc_node *n, const fsvc_tensor *g, fsvc_tensor **gin) 
   fsvc_tensor *gc = fsvc_gpu_contig_as(g, x->dtype);
   if (!gc) return -1;
   fsvc_device dev = fsvc_tensor_device(x);
-  conv_geom c;
+  fsvc_gpu_conv_geom c;
   c.B = x->shape[0];
   c.s = n->iarg[0]; c.p = n->iarg[1]; c.d = n->iarg[2]; c.g = n->iarg[3];
   c.k = w->shape[2];
@@ -376,17 +322,21 @@ static int conv_backward(fsvc_node *n, const fsvc_tensor *g, fsvc_tensor **gin) 
   int rc = 0;
   if (n->edges[0].needs_grad) {
     if (!transposed) {
-      gin[0] = fsvc_zeros_on(x->ndim, x->shape, x->dtype, dev);
-      rc = gin[0] ? conv_bwd_data(&c, x->dtype, fsvc_data(gin[0]), fsvc_data(w), fsvc_data(gc), dev) : -1;
+      gin[0] = fsvc_empty_on(x->ndim, x->shape, x->dtype, dev);
+      rc = gin[0] ? fsvc_gpu_conv(FSVC_CONV_BACKWARD_DATA, &c, x->dtype, fsvc_data(w), fsvc_data(gc),
+                                  fsvc_data(gin[0]), dev) : -1;
     } else { /* transposed conv's input gradient is a plain conv of the output gradient */
       gin[0] = fsvc_empty_on(x->ndim, x->shape, x->dtype, dev);
-      rc = gin[0] ? conv_fwd(&c, x->dtype, fsvc_data(gc), fsvc_data(w), fsvc_data(gin[0]), dev) : -1;
+      rc = gin[0] ? fsvc_gpu_conv(FSVC_CONV_FORWARD, &c, x->dtype, fsvc_data(gc), fsvc_data(w),
+                                  fsvc_data(gin[0]), dev) : -1;
     }
   }
   if (rc == 0 && n->edges[1].needs_grad) {
     gin[1] = fsvc_empty_on(w->ndim, w->shape, w->dtype, dev);
-    rc = gin[1] ? (!transposed ? conv_bwd_weight(&c, x->dtype, fsvc_data(gin[1]), fsvc_data(x), fsvc_data(gc), dev)
-                               : conv_bwd_weight(&c, x->dtype, fsvc_data(gin[1]), fsvc_data(gc), fsvc_data(x), dev))
+    rc = gin[1] ? (!transposed ? fsvc_gpu_conv(FSVC_CONV_BACKWARD_FILTER, &c, x->dtype, fsvc_data(x), fsvc_data(gc),
+                                               fsvc_data(gin[1]), dev)
+                               : fsvc_gpu_conv(FSVC_CONV_BACKWARD_FILTER, &c, x->dtype, fsvc_data(gc), fsvc_data(x),
+                                               fsvc_data(gin[1]), dev))
                 : -1;
   }
   if (rc == 0 && n->n_inputs > 2 && n->edges[2].needs_grad) {
@@ -412,7 +362,7 @@ static fsvc_tensor *conv_common(const char *op, const fsvc_tensor *x, const fsvc
     fsvc_tensor_release(y3);
     return y;
   }
-  conv_geom c;
+  fsvc_gpu_conv_geom c;
   c.s = prm && prm->stride ? prm->stride : 1;
   c.p = prm ? prm->padding : 0;
   c.d = prm && prm->dilation ? prm->dilation : 1;
@@ -447,10 +397,11 @@ static fsvc_tensor *conv_common(const char *op, const fsvc_tensor *x, const fsvc
   fsvc_device dev = x->storage->device;
   fsvc_tensor *xc = fsvc_contiguous_raw(x), *wc = fsvc_contiguous_raw(w);
   int64_t oshape[3] = {c.B, out_ch, transposed ? c.t : c.tout};
-  fsvc_tensor *y = xc && wc ? (transposed ? fsvc_zeros_on(3, oshape, x->dtype, dev) : fsvc_empty_on(3, oshape, x->dtype, dev)) : NULL;
+  fsvc_tensor *y = xc && wc ? fsvc_empty_on(3, oshape, x->dtype, dev) : NULL;
   int rc = y ? 0 : -1;
-  if (rc == 0) rc = transposed ? conv_bwd_data(&c, x->dtype, fsvc_data(y), fsvc_data(wc), fsvc_data(xc), dev)
-                               : conv_fwd(&c, x->dtype, fsvc_data(xc), fsvc_data(wc), fsvc_data(y), dev);
+  if (rc == 0)
+    rc = fsvc_gpu_conv(transposed ? FSVC_CONV_BACKWARD_DATA : FSVC_CONV_FORWARD, &c, x->dtype,
+                       fsvc_data(transposed ? wc : xc), fsvc_data(transposed ? xc : wc), fsvc_data(y), dev);
   if (rc == 0 && bias) {
     int64_t bs[3] = {1, out_ch, 1};
     fsvc_tensor *b3 = fsvc_view_raw(bias, 3, bs, (int64_t[]){0, bias->stride[0], 0}, bias->offset);

@@ -583,6 +583,7 @@ void fsvc_bind_cuda(lua_State *L) {
   /* fsvc.cuda: the module table is on the stack top during luaopen_fsvc_core */
   lua_newtable(L);
   luaL_setfuncs(L, cuda_funcs, 0);
+  fsvc_bind_cuda_conv(L); /* set_conv_backend, conv_choices, cudnn_* (lua/bind_cuda_conv.c) */
   lua_setfield(L, -2, "cuda");
 
   static const luaL_Reg methods[] = {{"cuda", l_cuda}, {"cpu", l_cpu}, {NULL, NULL}};

@@ -79,6 +79,7 @@ void fsvc_bind_dsp(lua_State *L);
 void fsvc_bind_checkpoint(lua_State *L);
 void fsvc_bind_extra(lua_State *L);
 void fsvc_bind_cuda(lua_State *L);
+void fsvc_bind_cuda_conv(lua_State *L); /* into the fsvc.cuda table on the stack top */
 void fsvc_bind_amp(lua_State *L);
 
 int luaopen_fsvc_core(lua_State *L);

@@ -11,6 +11,7 @@
 // graph replays; the calls that capture forbids on a GPU (cudaMalloc, synchronous copies,
 // synchronisations, use of the legacy stream) fail and invalidate the capture as they do there.
 #include <cublas_v2.h>
+#include <cudnn.h>
 #include <cufft.h>
 #include <cuda_runtime.h>
 
@@ -376,6 +377,40 @@ void *fsvc_gpu_emulated_cufft(const char *name) {
     {"cufftExecC2R", (void *)&cufftExecC2R},
     {"cufftExecD2Z", (void *)&cufftExecD2Z},
     {"cufftExecZ2D", (void *)&cufftExecZ2D},
+  };
+  for (auto &e : table)
+    if (strcmp(e.name, name) == 0) return e.fn;
+  return nullptr;
+}
+
+// The emulated cuDNN convolutions (emu_dnn.cpp), for gpu/conv_cudnn.c, which otherwise opens
+// libcudnn with dlopen.
+void *fsvc_gpu_emulated_cudnn(const char *name) {
+  struct { const char *name; void *fn; } table[] = {
+    {"cudnnGetVersion", (void *)&cudnnGetVersion},
+    {"cudnnGetErrorString", (void *)&cudnnGetErrorString},
+    {"cudnnCreate", (void *)&cudnnCreate},
+    {"cudnnSetStream", (void *)&cudnnSetStream},
+    {"cudnnCreateTensorDescriptor", (void *)&cudnnCreateTensorDescriptor},
+    {"cudnnSetTensor4dDescriptor", (void *)&cudnnSetTensor4dDescriptor},
+    {"cudnnDestroyTensorDescriptor", (void *)&cudnnDestroyTensorDescriptor},
+    {"cudnnCreateFilterDescriptor", (void *)&cudnnCreateFilterDescriptor},
+    {"cudnnSetFilter4dDescriptor", (void *)&cudnnSetFilter4dDescriptor},
+    {"cudnnDestroyFilterDescriptor", (void *)&cudnnDestroyFilterDescriptor},
+    {"cudnnCreateConvolutionDescriptor", (void *)&cudnnCreateConvolutionDescriptor},
+    {"cudnnSetConvolution2dDescriptor", (void *)&cudnnSetConvolution2dDescriptor},
+    {"cudnnSetConvolutionGroupCount", (void *)&cudnnSetConvolutionGroupCount},
+    {"cudnnSetConvolutionMathType", (void *)&cudnnSetConvolutionMathType},
+    {"cudnnDestroyConvolutionDescriptor", (void *)&cudnnDestroyConvolutionDescriptor},
+    {"cudnnGetConvolutionForwardAlgorithm_v7", (void *)&cudnnGetConvolutionForwardAlgorithm_v7},
+    {"cudnnGetConvolutionBackwardDataAlgorithm_v7", (void *)&cudnnGetConvolutionBackwardDataAlgorithm_v7},
+    {"cudnnGetConvolutionBackwardFilterAlgorithm_v7", (void *)&cudnnGetConvolutionBackwardFilterAlgorithm_v7},
+    {"cudnnGetConvolutionForwardWorkspaceSize", (void *)&cudnnGetConvolutionForwardWorkspaceSize},
+    {"cudnnGetConvolutionBackwardDataWorkspaceSize", (void *)&cudnnGetConvolutionBackwardDataWorkspaceSize},
+    {"cudnnGetConvolutionBackwardFilterWorkspaceSize", (void *)&cudnnGetConvolutionBackwardFilterWorkspaceSize},
+    {"cudnnConvolutionForward", (void *)&cudnnConvolutionForward},
+    {"cudnnConvolutionBackwardData", (void *)&cudnnConvolutionBackwardData},
+    {"cudnnConvolutionBackwardFilter", (void *)&cudnnConvolutionBackwardFilter},
   };
   for (auto &e : table)
     if (strcmp(e.name, name) == 0) return e.fn;

@@ -127,6 +127,14 @@ FSVC=$BUILD/fsvc
 if [ -x "$FSVC" ] && [ -n "$DEPS" ] && ldd "$FSVC" 2>/dev/null | grep -q "not found"; then
   export LD_LIBRARY_PATH=$DEPS/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 fi
+# cuDNN loads its sub-libraries (libcudnn_cnn, engines, ...) by name: put the folder that holds
+# libcudnn.so.9 on the loader's path when the cache does not know it (e.g. pip's nvidia-cudnn wheel)
+if ! ldconfig -p 2>/dev/null | grep -q 'libcudnn.so.9 '; then
+  for d in "$CUDA_HOME/lib64" /usr/local/cuda/lib64 /opt/*/.venv/lib/python3*/site-packages/nvidia/cudnn/lib \
+           /usr/local/lib/python3*/dist-packages/nvidia/cudnn/lib; do
+    if [ -e "$d/libcudnn.so.9" ]; then export LD_LIBRARY_PATH=$d${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}; break; fi
+  done
+fi
 BUSTED=$(command -v busted || true)
 if [ -z "$BUSTED" ] && [ -n "$DEPS" ] && [ -f "$DEPS/busted" ]; then
   BUSTED=$DEPS/busted
@@ -198,7 +206,9 @@ fi
 # ---- gpu: is a device usable? ---------------------------------------------------------------------------
 run_step gpu 30 "'$FSVC' -e '
   print(\"cuda built\", fsvc.cuda.is_built(), \"available\", fsvc.cuda.is_available(), \"devices\", fsvc.cuda.device_count())
-  if fsvc.cuda.is_available() then print(\"summary: \" .. fsvc.cuda.get_device_name(0))
+  if fsvc.cuda.is_available() then
+    print(\"cudnn\", fsvc.cuda.cudnn_is_available(), fsvc.cuda.cudnn_version(), fsvc.cuda.cudnn_unavailable_reason())
+    print(\"summary: \" .. fsvc.cuda.get_device_name(0) .. \", cuDNN \" .. fsvc.cuda.cudnn_version())
   else print(\"SKIP: no CUDA device (\" .. fsvc.cuda.unavailable_reason() .. \")\") end'"
 grep -q '^summary:' "$OUT/gpu.log" && GPU=1
 
@@ -245,7 +255,8 @@ elif [ -z "$BUSTED" ]; then
   skip_step memcheck "busted not found"
 else
   run_step memcheck 120 "'$SANITIZER' --tool memcheck --leak-check no --error-exitcode 3 \
-    $BUSTED_RUN --filter='cuda runtime' --filter='%(nn%) float32' --filter='%(reduce%) float32' spec/cuda_spec.lua; \
+    $BUSTED_RUN --filter='cuda runtime' --filter='%(nn%) float32' --filter='%(reduce%) float32' \
+      --filter='backend%scudnn%sfloat32' spec/cuda_spec.lua spec/cuda_conv_spec.lua; \
     rc=\$?; [ \$rc -eq 3 ] && echo 'device_check: memcheck found errors (see above)'; exit \$rc"
 fi
 

@@ -2,8 +2,9 @@
 // catches the mistakes it exists to catch (host access to device memory, out-of-bounds kernels,
 // host pointers given to kernels, wrong copy directions, bad launch shapes, calls that stream
 // capture forbids) and that it computes what a GPU computes (block barriers, graphs, the GEMMs,
-// the real FFTs).
+// the real FFTs, cuDNN's convolutions).
 #include <cublas_v2.h>
+#include <cudnn.h>
 #include <cufft.h>
 #include <cuda_runtime.h>
 
@@ -345,6 +346,110 @@ void test_fft() {
   cudaFree(fX);
 }
 
+// cuDNN's convolution API (emu_dnn.cpp): the three passes against a direct computation and their
+// adjoint identities, and the checks cuDNN makes (shapes, workspace, device pointers, algorithms)
+void test_dnn() {
+  cudnnHandle_t h;
+  CHECK(cudnnCreate(&h) == CUDNN_STATUS_SUCCESS);
+  cudnnTensorDescriptor_t xd, yd, bad;
+  cudnnFilterDescriptor_t wd;
+  cudnnConvolutionDescriptor_t cd;
+  cudnnCreateTensorDescriptor(&xd);
+  cudnnCreateTensorDescriptor(&yd);
+  cudnnCreateTensorDescriptor(&bad);
+  cudnnCreateFilterDescriptor(&wd);
+  cudnnCreateConvolutionDescriptor(&cd);
+  // x [2, 4, 1, 10], w [6, 2, 1, 3] (groups 2), padding 1, stride 2 -> y [2, 6, 1, 5]
+  const int N = 2, C = 4, W = 10, K = 6, G = 2, S = 3, Q = 5;
+  CHECK(cudnnSetTensor4dDescriptor(xd, CUDNN_TENSOR_NCHW, CUDNN_DATA_DOUBLE, N, C, 1, W) == CUDNN_STATUS_SUCCESS);
+  CHECK(cudnnSetTensor4dDescriptor(yd, CUDNN_TENSOR_NCHW, CUDNN_DATA_DOUBLE, N, K, 1, Q) == CUDNN_STATUS_SUCCESS);
+  CHECK(cudnnSetTensor4dDescriptor(bad, CUDNN_TENSOR_NCHW, CUDNN_DATA_DOUBLE, N, K, 1, Q + 1) == CUDNN_STATUS_SUCCESS);
+  CHECK(cudnnSetFilter4dDescriptor(wd, CUDNN_DATA_DOUBLE, CUDNN_TENSOR_NCHW, K, C / G, 1, S) == CUDNN_STATUS_SUCCESS);
+  CHECK(cudnnSetConvolution2dDescriptor(cd, 0, 1, 1, 2, 1, 1, CUDNN_CROSS_CORRELATION, CUDNN_DATA_DOUBLE) ==
+        CUDNN_STATUS_SUCCESS);
+  CHECK(cudnnSetConvolutionGroupCount(cd, G) == CUDNN_STATUS_SUCCESS);
+  std::vector<double> x(N * C * W), w(K * C / G * S), gy(N * K * Q), y(N * K * Q), gx(N * C * W), gw(w.size());
+  for (size_t i = 0; i < x.size(); i++) x[i] = sin(0.7 * (double)i);
+  for (size_t i = 0; i < w.size(); i++) w[i] = cos(1.3 * (double)i);
+  for (size_t i = 0; i < gy.size(); i++) gy[i] = sin(2.1 * (double)i + 0.5);
+  double *dx, *dw, *dy, *dgy, *dgx, *dgw;
+  void *work;
+  cudaMalloc((void **)&dx, x.size() * 8);
+  cudaMalloc((void **)&dw, w.size() * 8);
+  cudaMalloc((void **)&dy, y.size() * 8);
+  cudaMalloc((void **)&dgy, gy.size() * 8);
+  cudaMalloc((void **)&dgx, gx.size() * 8);
+  cudaMalloc((void **)&dgw, gw.size() * 8);
+  cudaMalloc(&work, 4096);
+  cudaMemcpy(dx, x.data(), x.size() * 8, cudaMemcpyHostToDevice);
+  cudaMemcpy(dw, w.data(), w.size() * 8, cudaMemcpyHostToDevice);
+  cudaMemcpy(dgy, gy.data(), gy.size() * 8, cudaMemcpyHostToDevice);
+  double one = 1, zero = 0;
+  CHECK(cudnnConvolutionForward(h, &one, xd, dx, wd, dw, cd, CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM, nullptr, 0,
+                                &zero, yd, dy) == CUDNN_STATUS_SUCCESS);
+  cudaMemcpy(y.data(), dy, y.size() * 8, cudaMemcpyDeviceToHost);
+  double worst = 0;
+  for (int n = 0; n < N; n++)
+    for (int k = 0; k < K; k++)
+      for (int q = 0; q < Q; q++) {
+        double ref = 0;
+        int g = k / (K / G);
+        for (int c = 0; c < C / G; c++)
+          for (int t = 0; t < S; t++) {
+            int ww = q * 2 - 1 + t;
+            if (ww >= 0 && ww < W) ref += x[(n * C + g * (C / G) + c) * W + ww] * w[(k * (C / G) + c) * S + t];
+          }
+        worst = fmax(worst, fabs(ref - y[(n * K + k) * Q + q]));
+      }
+  CHECK(worst < 1e-12);
+  // adjoints: <conv(x, w), gy> = <x, dgrad(gy)> = <w, wgrad(x, gy)>
+  CHECK(cudnnConvolutionBackwardData(h, &one, wd, dw, yd, dgy, cd, CUDNN_CONVOLUTION_BWD_DATA_ALGO_0, nullptr, 0,
+                                     &zero, xd, dgx) == CUDNN_STATUS_SUCCESS);
+  CHECK(cudnnConvolutionBackwardFilter(h, &one, xd, dx, yd, dgy, cd, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_0, nullptr, 0,
+                                       &zero, wd, dgw) == CUDNN_STATUS_SUCCESS);
+  cudaMemcpy(gx.data(), dgx, gx.size() * 8, cudaMemcpyDeviceToHost);
+  cudaMemcpy(gw.data(), dgw, gw.size() * 8, cudaMemcpyDeviceToHost);
+  double yg = 0, xg = 0, wg = 0;
+  for (size_t i = 0; i < y.size(); i++) yg += y[i] * gy[i];
+  for (size_t i = 0; i < x.size(); i++) xg += x[i] * gx[i];
+  for (size_t i = 0; i < w.size(); i++) wg += w[i] * gw[i];
+  CHECK(fabs(yg - xg) < 1e-10 && fabs(yg - wg) < 1e-10);
+  // beta: y = conv + 1 * y doubles it
+  CHECK(cudnnConvolutionForward(h, &one, xd, dx, wd, dw, cd, CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM, nullptr, 0,
+                                &one, yd, dy) == CUDNN_STATUS_SUCCESS);
+  std::vector<double> y2(y.size());
+  cudaMemcpy(y2.data(), dy, y.size() * 8, cudaMemcpyDeviceToHost);
+  CHECK(fabs(y2[3] - 2 * y[3]) < 1e-12);
+  // the checks: output shape, workspace, host pointers, the heuristic's statuses
+  CHECK(cudnnConvolutionForward(h, &one, xd, dx, wd, dw, cd, CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM, nullptr, 0,
+                                &zero, bad, dy) == CUDNN_STATUS_BAD_PARAM_SHAPE_MISMATCH);
+  size_t need = 0;
+  CHECK(cudnnGetConvolutionForwardWorkspaceSize(h, xd, wd, cd, yd, CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM,
+                                                &need) == CUDNN_STATUS_SUCCESS && need > 0);
+  CHECK(cudnnConvolutionForward(h, &one, xd, dx, wd, dw, cd, CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM, work,
+                                need - 1, &zero, yd, dy) == CUDNN_STATUS_BAD_PARAM);
+  CHECK(cudnnConvolutionForward(h, &one, xd, dx, wd, dw, cd, CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM, work,
+                                need, &zero, yd, dy) == CUDNN_STATUS_SUCCESS);
+  CHECK(cudnnConvolutionForward(h, &one, xd, x.data(), wd, dw, cd, CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM, nullptr,
+                                0, &zero, yd, dy) == CUDNN_STATUS_BAD_PARAM);
+  cudnnConvolutionFwdAlgoPerf_t perf[8];
+  int got = 0;
+  CHECK(cudnnGetConvolutionForwardAlgorithm_v7(h, xd, wd, cd, yd, 8, &got, perf) == CUDNN_STATUS_SUCCESS && got == 3);
+  bool gemm_refused = false;
+  for (int i = 0; i < got; i++)
+    if (perf[i].algo == CUDNN_CONVOLUTION_FWD_ALGO_GEMM) gemm_refused = perf[i].status == CUDNN_STATUS_NOT_SUPPORTED;
+  CHECK(gemm_refused);  // grouped
+  CHECK(cudnnConvolutionForward(h, &one, xd, dx, wd, dw, cd, CUDNN_CONVOLUTION_FWD_ALGO_GEMM, work, 4096, &zero, yd,
+                                dy) == CUDNN_STATUS_NOT_SUPPORTED);
+  cudnnDestroyTensorDescriptor(xd);
+  cudnnDestroyTensorDescriptor(yd);
+  cudnnDestroyTensorDescriptor(bad);
+  cudnnDestroyFilterDescriptor(wd);
+  cudnnDestroyConvolutionDescriptor(cd);
+  cudnnDestroy(h);
+  for (void *p : {(void *)dx, (void *)dw, (void *)dy, (void *)dgy, (void *)dgx, (void *)dgw, work}) cudaFree(p);
+}
+
 }  // namespace
 
 int main() {
@@ -355,5 +460,6 @@ int main() {
   test_capture_and_graphs();
   test_gemm();
   test_fft();
+  test_dnn();
   return CTEST_END();
 }
