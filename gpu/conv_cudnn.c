@@ -304,6 +304,7 @@ static int run_pass(fsvc_gpu_conv_pass pass, descriptors *e, fsvc_dtype dt, cons
   const void *alpha = dt == FSVC_FLOAT64 ? (const void *)&one64 : (const void *)&one32;
   const void *beta = dt == FSVC_FLOAT64 ? (const void *)&zero64 : (const void *)&zero32;
   s = dnn.set_stream(handle, (cudaStream_t)fsvc_gpu_stream());
+  fsvc_gpu_count_library_call();
   if (s == CUDNN_STATUS_SUCCESS) {
     if (pass == FSVC_CONV_FORWARD)
       s = dnn.fwd(handle, alpha, e->x, in0, e->w, in1, e->conv, (cudnnConvolutionFwdAlgo_t)algo, wp, ws, beta,

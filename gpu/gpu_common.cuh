@@ -56,7 +56,8 @@ inline unsigned blocks_for(int64_t n) {
 // FSVC_LAUNCH(kernel, grid, block, shared_bytes, stream)(args), so that the CPU emulation of CUDA
 // (gpu/emu, FSVC_CUDA=EMULATE), which defines its own FSVC_LAUNCH, can run the same kernels.
 #ifndef FSVC_LAUNCH
-#define FSVC_LAUNCH(kernel, grid, block, shared_bytes, strm) kernel<<<(grid), (block), (shared_bytes), (strm)>>>
+#define FSVC_LAUNCH(kernel, grid, block, shared_bytes, strm) \
+  kernel<<<(grid), (block), (shared_bytes), (cudaStream_t)fsvc_gpu_count_launch(strm)>>>
 #endif
 
 #define FSVC_GRID_LOOP(i, n)                                                                   \

@@ -36,6 +36,13 @@ void *fsvc_gpu_dlopen(const char *const *sonames, char *err, size_t err_size);
 void *fsvc_gpu_stream(void);
 void fsvc_gpu_set_stream(void *stream);
 int fsvc_gpu_synchronize(void);
+/* Launch counting (runtime.c): every kernel launch passes its stream through fsvc_gpu_count_launch
+ * (FSVC_LAUNCH does), every cuBLAS/cuFFT/cuDNN call calls fsvc_gpu_count_library_call, so a
+ * benchmark can report launches per step; an eager step's host cost grows with them. Graph
+ * replays launch nothing from the host and are not counted. */
+void *fsvc_gpu_count_launch(void *stream);
+void fsvc_gpu_count_library_call(void);
+void fsvc_gpu_launch_counts(int64_t *kernels, int64_t *library_calls);
 /* sets "what: CUDA error <name>: <message>" and returns -1 when code != 0 */
 int fsvc_gpu_check(int code, const char *what);
 /* checks the last launch (cudaGetLastError) */

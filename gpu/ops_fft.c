@@ -160,6 +160,7 @@ static int run_fft(const char *op, int inverse, fsvc_dtype dt, int64_t n, int64_
   cufftHandle p;
   if (get_plan(n, rows, type, op, &p) != 0) return -1;
   cufftResult r;
+  fsvc_gpu_count_library_call();
   switch (type) {
     case CUFFT_R2C: r = fft.r2c(p, (cufftReal *)src, (cufftComplex *)dst); break;
     case CUFFT_C2R: r = fft.c2r(p, (cufftComplex *)src, (cufftReal *)dst); break;

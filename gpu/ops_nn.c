@@ -81,6 +81,7 @@ int fsvc_gpu_gemm_batched(fsvc_dtype dt, int trans_a, int trans_b, int64_t m, in
     return -1;
   }
   if (blas_check(blas.set_stream(handle, (cudaStream_t)fsvc_gpu_stream()), "cublasSetStream") != 0) return -1;
+  fsvc_gpu_count_library_call();
   cublasOperation_t ob = trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, oa = trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
   cublasStatus_t s;
   if (dt == FSVC_FLOAT64) {

@@ -52,6 +52,17 @@ const char *fsvc_gpu_unavailable_reason(void) {
 /* One current stream per thread, the legacy default stream (NULL) unless set. */
 static _Thread_local cudaStream_t current_stream = NULL;
 void *fsvc_gpu_stream(void) { return current_stream; }
+
+static int64_t kernel_launches, library_calls; /* relaxed atomics: counts, not synchronisation */
+void *fsvc_gpu_count_launch(void *stream) {
+  __atomic_fetch_add(&kernel_launches, 1, __ATOMIC_RELAXED);
+  return stream;
+}
+void fsvc_gpu_count_library_call(void) { __atomic_fetch_add(&library_calls, 1, __ATOMIC_RELAXED); }
+void fsvc_gpu_launch_counts(int64_t *kernels, int64_t *library) {
+  *kernels = __atomic_load_n(&kernel_launches, __ATOMIC_RELAXED);
+  *library = __atomic_load_n(&library_calls, __ATOMIC_RELAXED);
+}
 void fsvc_gpu_set_stream(void *s) { current_stream = (cudaStream_t)s; }
 
 int fsvc_gpu_check(int code, const char *what) {

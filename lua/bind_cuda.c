@@ -5,6 +5,8 @@
  *   fsvc.cuda.synchronize()  manual_seed(n)  initial_seed()  set_allow_tf32(bool)
  *   fsvc.cuda.memory_allocated()  memory_reserved()  max_memory_allocated()  memory_stats()
  *   fsvc.cuda.reset_peak_memory_stats()  empty_cache()
+ *   fsvc.cuda.launch_counts() -> {kernels=, library_calls=} since start (host launches; graph
+ *     replays not counted); on the CPU emulation also by_kernel = {name = count}
  *   fsvc.cuda.clip_grad_norm_(grads, max_norm [, {sync = true}]) -> total norm (CUDA gradients,
  *     one launch each); sync = false returns it as a 0-d CUDA tensor without waiting (capturable)
  *   fsvc.cuda.event()  -> an opaque event recorded on the current stream;
@@ -105,6 +107,26 @@ static int l_memory_stats(lua_State *L) {
   lua_pushinteger(L, s.n_cuda_malloc); lua_setfield(L, -2, "num_cuda_malloc");
   lua_pushinteger(L, s.n_alloc); lua_setfield(L, -2, "num_alloc");
   lua_pushinteger(L, s.n_cache_hits); lua_setfield(L, -2, "num_cache_hits");
+  return 1;
+}
+/* the CPU emulation's launches per kernel name (gpu/emu/emu_runtime.cpp); absent in a real build */
+int fsvc_emu_kernel_count(int i, const char **name, int64_t *count) __attribute__((weak));
+static int l_launch_counts(lua_State *L) {
+  int64_t kernels, library;
+  fsvc_gpu_launch_counts(&kernels, &library);
+  lua_createtable(L, 0, 3);
+  lua_pushinteger(L, kernels); lua_setfield(L, -2, "kernels");
+  lua_pushinteger(L, library); lua_setfield(L, -2, "library_calls");
+  if (fsvc_emu_kernel_count) {
+    const char *name;
+    int64_t n;
+    lua_newtable(L);
+    for (int i = 0; fsvc_emu_kernel_count(i, &name, &n); i++) {
+      lua_pushinteger(L, n);
+      lua_setfield(L, -2, name);
+    }
+    lua_setfield(L, -2, "by_kernel");
+  }
   return 1;
 }
 static int l_reset_peak(lua_State *L) { (void)L; fsvc_gpu_memory_reset_peak(); return 0; }
@@ -433,6 +455,12 @@ static int l_memory_stats(lua_State *L) {
   lua_createtable(L, 0, 0);
   return 1;
 }
+static int l_launch_counts(lua_State *L) {
+  lua_createtable(L, 0, 2);
+  lua_pushinteger(L, 0); lua_setfield(L, -2, "kernels");
+  lua_pushinteger(L, 0); lua_setfield(L, -2, "library_calls");
+  return 1;
+}
 #endif
 
 /* ---- tensor methods ------------------------------------------------------------------------------ */
@@ -559,6 +587,7 @@ void fsvc_bind_cuda(lua_State *L) {
       {"set_allow_tf32", l_set_allow_tf32}, {"memory_allocated", l_memory_allocated},
       {"memory_reserved", l_memory_reserved}, {"max_memory_allocated", l_max_memory_allocated},
       {"memory_stats", l_memory_stats}, {"reset_peak_memory_stats", l_reset_peak},
+      {"launch_counts", l_launch_counts},
       {"empty_cache", l_empty_cache}, {"clip_grad_norm_", l_clip_grad_norm},
       {"event", l_event}, {"elapsed_ms", l_elapsed_ms}, {"stream", l_stream},
       {"set_stream", l_set_stream}, {"_adam_step_multi", l_adam_multi},

@@ -453,3 +453,27 @@ describe("device plumbing on cuda", function()
     assert(math.abs(l:item() - fsvc.dsp.log_mel_loss(a:cpu(), b:cpu()):item()) < 1e-4)
   end)
 end)
+
+describe("launch counts on cuda", function()
+  it("counts kernel launches and library calls from the host, not graph replays", function()
+    local x, y = fsvc.randn({ 4, 5 }):cuda(), fsvc.randn({ 5, 3 }):cuda()
+    local c0 = fsvc.cuda.launch_counts()
+    local s = x + x
+    local c1 = fsvc.cuda.launch_counts()
+    assert.are.equal(1, c1.kernels - c0.kernels) -- one elementwise kernel
+    assert.are.equal(0, c1.library_calls - c0.library_calls)
+    local _ = x:matmul(y)
+    local c2 = fsvc.cuda.launch_counts()
+    assert.are.equal(1, c2.library_calls - c1.library_calls) -- one cuBLAS GEMM
+    if c2.by_kernel then -- the CPU emulation names them
+      assert.is_true((c2.by_kernel.binary_kernel or 0) >= 1)
+    end
+    local g = fsvc.cuda.CUDAGraph()
+    g:capture(function() return s * 2 end)
+    local c3 = fsvc.cuda.launch_counts()
+    g:replay(); g:replay()
+    fsvc.cuda.synchronize()
+    local c4 = fsvc.cuda.launch_counts()
+    assert.are.equal(c3.kernels, c4.kernels)
+  end)
+end)

@@ -307,7 +307,29 @@ void fsvc_emu::syncthreads() {
   swapcontext(&fiber_ctx[current_fiber], &scheduler_ctx);
 }
 
+// launches per kernel name (the host's launches: a capture counts, a graph replay does not), for
+// finding the kernels a step launches most (fsvc.cuda.launch_counts().by_kernel)
+static std::mutex count_mutex;
+static std::map<std::string, int64_t> launches_by_kernel;
+
+extern "C" void *fsvc_gpu_count_launch(void *stream);
+
+extern "C" int fsvc_emu_kernel_count(int i, const char **name, int64_t *count) {
+  std::lock_guard<std::mutex> lock(count_mutex);
+  if (i < 0 || (size_t)i >= launches_by_kernel.size()) return 0;
+  auto it = launches_by_kernel.begin();
+  std::advance(it, i);
+  *name = it->first.c_str();
+  *count = it->second;
+  return 1;
+}
+
 void fsvc_emu::submit(const LaunchConfig &cfg, std::function<void()> body, int *barrier_use) {
+  fsvc_gpu_count_launch(cfg.stream);
+  {
+    std::lock_guard<std::mutex> lock(count_mutex);
+    launches_by_kernel[cfg.kernel_name]++;
+  }
   unsigned n = cfg.block.x * cfg.block.y * cfg.block.z;
   if (cfg.block.x == 0 || cfg.block.y == 0 || cfg.block.z == 0 || n > 1024 || cfg.block.z > 64 ||
       cfg.grid.x == 0 || cfg.grid.y == 0 || cfg.grid.z == 0 || cfg.grid.y > 65535 ||
