@@ -163,9 +163,11 @@ int fsvc_gpu_softmax_backward_launch(fsvc_dtype dt, void *gx, const void *g, con
 /* inclusive prefix sum along R (reverse=1: suffix sum, the gradient of cumsum) */
 int fsvc_gpu_cumsum_launch(fsvc_dtype dt, void *y, const void *x, int64_t outer, int64_t r,
                            int64_t inner, int reverse);
-/* k largest/smallest along R, sorted; k <= 64 */
+/* k largest/smallest along R, sorted, in core/ops/topk.c's order (topk.cu); any 0 <= k <= r.
+ * scratch: device memory of fsvc_gpu_topk_scratch_bytes (NULL when that is 0) */
+size_t fsvc_gpu_topk_scratch_bytes(fsvc_dtype dt, int64_t outer, int64_t r, int64_t inner, int64_t k);
 int fsvc_gpu_topk_launch(fsvc_dtype dt, void *vals, int64_t *idx, const void *x, int64_t outer,
-                         int64_t r, int64_t inner, int64_t k, int largest);
+                         int64_t r, int64_t inner, int64_t k, int largest, void *scratch);
 
 /* ---- indexing and shape kernels (shape.cu) --------------------------------------------------- */
 /* gather (mode 0): out[.., i, ..] = a[.., index[.., i, ..], ..] along dim, index same ndim as a

@@ -334,19 +334,21 @@ static fsvc_tensor *gpu_argmax_all(const fsvc_tensor *a) { return extremum("argm
 static fsvc_tensor *gpu_argmin_all(const fsvc_tensor *a) { return extremum("argmin_all", a, 0, 1, 0, 0, NULL, 0); }
 
 /* ---- topk --------------------------------------------------------------------------------------- */
+/* Any k of the CPU's range, in its order (gpu/topk.cu: insertion for k <= 64, a bitonic sort in
+ * shared memory for lines up to 4096, else in a scratch buffer allocated here, through the caching
+ * allocator, so that it can be captured like any temporary). The backward scatters the gradient to
+ * the indices (distinct within a line: no two adds meet, so 16-bit gradients need no float32). */
 static fsvc_tensor *gpu_topk(const fsvc_tensor *a, int64_t k, int dim, int largest, int sorted,
                              fsvc_tensor **indices) {
-  (void)sorted; /* always sorted */
+  (void)sorted; /* always sorted, as on the CPU */
   if (check_float("topk", a, 1) != 0) return NULL;
   int d = fsvc_reduce_norm_dim(dim, a->ndim, "topk");
   if (d < 0) return NULL;
   int64_t size = a->ndim ? a->shape[d] : 1;
   if (k < 0 || k > size) {
-    fsvc_set_error("topk: k = %lld out of range for a dim of size %lld", (long long)k, (long long)size);
-    return NULL;
-  }
-  if (k > 64) {
-    fsvc_set_error("topk: k = %lld > 64 is not implemented on CUDA yet (sort on the CPU)", (long long)k);
+    char buf[128];
+    fsvc_set_error("topk: k = %lld out of range for dim %d of size %lld (shape %s)", (long long)k, d,
+                   (long long)size, fsvc_shape_str(a, buf, sizeof buf));
     return NULL;
   }
   fsvc_reduce_plan p;
@@ -357,14 +359,20 @@ static fsvc_tensor *gpu_topk(const fsvc_tensor *a, int64_t k, int dim, int large
   fsvc_device dev = a->storage->device;
   fsvc_tensor *vals = fsvc_empty_on(a->ndim, shape, a->dtype, dev);
   fsvc_tensor *idx = fsvc_empty_on(a->ndim, shape, FSVC_INT64, dev);
-  if (!vals || !idx || fsvc_gpu_topk_launch(a->dtype, fsvc_data(vals), fsvc_data(idx), fsvc_data(p.x),
-                                            p.outer, p.R, p.inner, k, largest) != 0) {
-    fsvc_reduce_plan_free(&p);
+  size_t scratch_bytes = fsvc_gpu_topk_scratch_bytes(a->dtype, p.outer, p.R, p.inner, k);
+  int64_t scratch_n = (int64_t)((scratch_bytes + 7) / 8);
+  fsvc_tensor *scratch = scratch_bytes ? fsvc_empty_on(1, &scratch_n, FSVC_INT64, dev) : NULL;
+  int rc = -1;
+  if (vals && idx && (scratch || !scratch_bytes))
+    rc = fsvc_gpu_topk_launch(a->dtype, fsvc_data(vals), fsvc_data(idx), fsvc_data(p.x), p.outer, p.R,
+                              p.inner, k, largest, scratch ? fsvc_data(scratch) : NULL);
+  fsvc_tensor_release(scratch);
+  fsvc_reduce_plan_free(&p);
+  if (rc != 0) {
     fsvc_tensor_release(vals);
     fsvc_tensor_release(idx);
     return NULL;
   }
-  fsvc_reduce_plan_free(&p);
   if (fsvc_dtype_is_float(a->dtype)) {
     fsvc_node *n = fsvc_node_new("topk", 1, (fsvc_tensor *[]){(fsvc_tensor *)a}, extremum_backward);
     if (n) {

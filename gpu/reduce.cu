@@ -1,6 +1,6 @@
 // Reductions over the generic [outer, R, inner] layout of a contiguous input (the host side
 // permutes/merges dims into it): sum, mean, var, p-norm, max/min with first index, logsumexp;
-// softmax / log_softmax and their backward; cumsum; topk for small k.
+// softmax / log_softmax and their backward; cumsum. topk is in topk.cu.
 //
 // Two kernels cover every shape: when inner == 1 (the reduced dims are last, the common case) a
 // block of 256 threads reduces one row with a shared-memory tree; otherwise one thread per output
@@ -216,36 +216,6 @@ __global__ void cumsum_kernel(T *y, const T *x, int64_t outer, int64_t r, int64_
     }
   }
 }
-
-// topk for k <= 64: each thread keeps a sorted list of the k best (value, index) of its line.
-template <typename T>
-__global__ void topk_kernel(T *vals, int64_t *idx, const T *x, int64_t outer, int64_t r, int64_t inner,
-                            int k, int largest) {
-  FSVC_GRID_LOOP(o, outer * inner) {
-    int64_t oi = o / inner, ii = o % inner;
-    int64_t base = oi * r * inner + ii;
-    double bv[64];
-    int64_t bi[64];
-    int len = 0;
-    for (int64_t j = 0; j < r; j++) {
-      double v = (double)load(x + base + j * inner);
-      if (len == k && !better(v, j, bv[k - 1], bi[k - 1], largest != 0)) continue;
-      int pos = len < k ? len++ : k - 1;
-      while (pos > 0 && better(v, j, bv[pos - 1], bi[pos - 1], largest != 0)) {
-        bv[pos] = bv[pos - 1];
-        bi[pos] = bi[pos - 1];
-        pos--;
-      }
-      bv[pos] = v;
-      bi[pos] = j;
-    }
-    int64_t obase = oi * (int64_t)k * inner + ii;
-    for (int j = 0; j < k; j++) {
-      store(vals + obase + j * inner, (typename Acc<T>::type)bv[j]);
-      idx[obase + j * inner] = bi[j];
-    }
-  }
-}
 }  // namespace
 
 extern "C" int fsvc_gpu_softmax_launch(fsvc_dtype dt, void *y, const void *x, int64_t outer, int64_t r,
@@ -270,12 +240,4 @@ extern "C" int fsvc_gpu_cumsum_launch(fsvc_dtype dt, void *y, const void *x, int
   FSVC_DISPATCH_ALL(dt, FSVC_LAUNCH(cumsum_kernel, blocks_for(outer * inner), kThreads, 0, stream())(
                             (T *)y, (const T *)x, outer, r, inner, reverse));
   return fsvc_gpu_check_launch("cumsum");
-}
-
-extern "C" int fsvc_gpu_topk_launch(fsvc_dtype dt, void *vals, int64_t *idx, const void *x,
-                                    int64_t outer, int64_t r, int64_t inner, int64_t k, int largest) {
-  if (outer * inner * k == 0) return 0;
-  FSVC_DISPATCH_ALL(dt, FSVC_LAUNCH(topk_kernel, blocks_for(outer * inner), 128, 0, stream())(
-                            (T *)vals, idx, (const T *)x, outer, r, inner, (int)k, largest));
-  return fsvc_gpu_check_launch("topk");
 }

@@ -426,6 +426,141 @@ describe("cuda indexing with device indices", function()
   end)
 end)
 
+-- topk on CUDA takes every k the CPU takes: an insertion list for k <= 64, a bitonic sort of the
+-- line in shared memory up to 4096, a sort in a global scratch buffer beyond (gpu/topk.cu). Each
+-- must give the CPU's result exactly: the same indices, the same values (copied, -0 and NaN
+-- included), ties by index, NaN first for largest and last for smallest.
+describe("cuda topk for any k", function()
+  -- values on [outer, r, inner] with many ties, signed zeros, infinities and (floats) NaN
+  local function tie_values(outer, r, inner, dtype, seed)
+    local rng, flat = seed, {}
+    local function rand(n) -- a small LCG: the same values on every run and platform
+      rng = (rng * 1103515245 + 12345) % 2147483648
+      return rng % n
+    end
+    for i = 1, outer * r * inner do
+      local c = rand(40)
+      local v = (rand(9) - 4) / 2 -- -2 .. 2 in halves: ties everywhere
+      if dtype ~= "int64" then
+        if c == 0 then v = 0 / 0 elseif c == 1 then v = math.huge elseif c == 2 then v = -math.huge
+        elseif c == 3 then v = -0.0 end
+      else
+        v = rand(9) - 4
+      end
+      flat[i] = v
+    end
+    return fsvc.tensor(flat, { dtype = dtype == "int64" and "int64" or "float64" }):reshape({ outer, r, inner }):to(dtype)
+  end
+
+  local function same_number(a, b)
+    if a ~= a then return b ~= b end
+    if a == 0 and b == 0 then return 1 / a == 1 / b end -- the sign of zero is copied too
+    return a == b
+  end
+
+  local function assert_same(got, want, what)
+    assert.are.equal(want.dtype, got.dtype, what)
+    assert.are.same(want.shape, got.shape, what)
+    local g, w = got:cpu():reshape({ -1 }):tolist(), want:reshape({ -1 }):tolist()
+    for i = 1, #w do
+      assert(same_number(g[i], w[i]), string.format("%s: element %d is %s, the CPU has %s", what, i,
+                                                    tostring(g[i]), tostring(w[i])))
+    end
+  end
+
+  local function ks_for(r)
+    local ks, seen = {}, {}
+    for _, k in ipairs({ 1, 64, 65, 200, r }) do
+      if k <= r and not seen[k] then seen[k] = true; ks[#ks + 1] = k end
+    end
+    return ks
+  end
+
+  local function check(x, dim, ks, what)
+    local xc = x:cuda()
+    for _, k in ipairs(ks) do
+      for _, largest in ipairs({ true, false }) do
+        local label = string.format("%s k=%d largest=%s", what, k, tostring(largest))
+        local v, i = x:topk(k, dim, { largest = largest })
+        local vc, ic = xc:topk(k, dim, { largest = largest })
+        assert.are.equal("cuda:0", vc.device)
+        assert_same(ic, i, label .. " indices")
+        assert_same(vc, v, label .. " values")
+      end
+    end
+  end
+
+  -- every method: insertion (k <= 64), shared-memory sort (r <= 4096), global sort (r > 4096).
+  -- The emulation runs a sort's threads as fibers (slow): long lines are one line each, and the
+  -- 16-bit and int64 passes take two of them (the kernels differ from float32/float64 only in
+  -- their loads and keys).
+  local short = { 1, 7, 64, 65, 100, 255, 300 }
+  for _, dtype in ipairs({ "float64", "float32", "float16", "bfloat16", "int64" }) do
+    it("matches the CPU exactly, values and indices, " .. dtype, function()
+      for li, r in ipairs(short) do
+        check(tie_values(2, r, 1, dtype, 17 * li):reshape({ 2, r }), 1, ks_for(r), dtype .. " [2, " .. r .. "]")
+        if r == 7 or r == 100 or r == 300 then -- along a middle dim: strided lines
+          check(tie_values(1, r, 2, dtype, 17 * li + 3), 1, ks_for(r), dtype .. " [1, " .. r .. ", 2]")
+        end
+      end
+      local full = dtype == "float64" or dtype == "float32"
+      for li, r in ipairs(full and { 1000, 4096, 4097, 5000 } or { 1000, 5000 }) do
+        local ks = full and ks_for(r) or { 65, r }
+        check(tie_values(1, r, 1, dtype, 5 * li):reshape({ 1, r }), 1, ks, dtype .. " [1, " .. r .. "]")
+      end
+    end)
+  end
+
+  it("takes the gradient to the picked elements, as on the CPU", function()
+    for _, dtype in ipairs({ "float64", "float32", "float16", "bfloat16" }) do
+      for _, r in ipairs({ 65, 300, 5000 }) do
+        for _, k in ipairs(r < 5000 and ks_for(r) or { 200 }) do
+          for _, largest in ipairs({ true, false }) do
+            local lines = r < 5000 and 2 or 1
+            local x = tie_values(lines, r, 1, "float64", r + k):reshape({ lines, r })
+            x = x:masked_fill(x:ne(x), 1.5):clamp(-3, 3):to(dtype) -- finite values, ties kept
+            local function grad_on(device)
+              local xd = x:to(device):detach():requires_grad_(true)
+              local v = xd:topk(k, 1, { largest = largest })
+              local w = fsvc.linspace(-1, 1, v:numel(), { dtype = dtype }):reshape(v.shape):to(device)
+              local loss = (v * w):sum()
+              loss:backward()
+              return xd.grad
+            end
+            local g, gc = grad_on("cpu"), grad_on("cuda")
+            assert.are.equal("cuda:0", gc.device)
+            assert_same(gc, g, string.format("%s r=%d k=%d largest=%s gradient", dtype, r, k, tostring(largest)))
+          end
+        end
+      end
+    end
+  end)
+
+  it("handles k = 0, a 0-d tensor and refuses k out of range", function()
+    local x = fsvc.randn({ 3, 70 }):cuda()
+    local v, i = x:topk(0, 1)
+    assert.are.same({ 3, 0 }, v.shape)
+    assert.are.same({ 3, 0 }, i.shape)
+    local s = fsvc.tensor(2.5):cuda()
+    local sv, si = s:topk(1)
+    assert.are.equal(2.5, sv:item())
+    assert.are.equal(0, si:item())
+    assert.has_error(function() x:topk(71, 1) end)
+    assert.has_error(function() x:topk(-1, 1) end)
+  end)
+
+  it("captures a large-k topk (its scratch buffer comes from the warm-up) into a CUDA graph", function()
+    local x = fsvc.randn({ 1, 5000 }):cuda()
+    local g, v, i = fsvc.cuda.graph(function() return x:topk(300, 1) end)
+    local xn = fsvc.randn({ 1, 5000 })
+    x:copy_(xn:cuda())
+    g:replay()
+    local wv, wi = xn:topk(300, 1)
+    assert_same(i, wi, "indices after replay")
+    assert_same(v, wv, "values after replay")
+  end)
+end)
+
 describe("cuda factories", function()
   it("create tensors on the device named by `device`", function()
     assert.are.equal("cuda:0", fsvc.zeros({ 2, 3 }, { device = "cuda" }).device)
