@@ -129,16 +129,31 @@ static fsvc_tensor *gpu_flip(const fsvc_tensor *a, int n_dims, const int *dims) 
   return out;
 }
 
+/* ---- 16-bit accumulations -------------------------------------------------------------------------- */
+/* The index ops' accumulations (pad's, index_select's and gather's backward, scatter_add) add many
+ * values into one element with atomics. A float16/bfloat16 atomicAdd rounds at every add, so the
+ * sum would depend on the order the atomics land in (and lose the small terms); these ops
+ * accumulate 16-bit tensors in a float32 buffer instead and round once at the end (as the CPU,
+ * which runs 16-bit ops through float32). Other dtypes accumulate in place. */
+static fsvc_dtype accumulation_dtype(fsvc_dtype dt) {
+  return dt == FSVC_FLOAT16 || dt == FSVC_BFLOAT16 ? FSVC_FLOAT32 : dt;
+}
+
+/* the accumulator acc (consumed) as a tensor of dt: acc itself, or its rounding to dt */
+static fsvc_tensor *accumulated_as(fsvc_tensor *acc, fsvc_dtype dt) {
+  if (!acc || acc->dtype == dt) return acc;
+  fsvc_tensor *r = fsvc_to_dtype_raw(acc, dt);
+  fsvc_tensor_release(acc);
+  return r;
+}
+
 /* ---- pad ---------------------------------------------------------------------------------------------- */
 /* iarg[0] = mode, iarg[1..4] = left pads of the last dims (last first) */
 static int pad_backward(fsvc_node *n, const fsvc_tensor *g, fsvc_tensor **gin) {
   if (!n->edges[0].needs_grad) return 0;
   const fsvc_edge *e = &n->edges[0];
-  /* reflect/replicate pads add several output gradients into one input element with atomics:
-   * 16-bit dtypes accumulate in float32 (rounded once at the end), so the sum does not depend on
-   * the order the atomics land in, as it would with a rounding at every add */
-  const int low = g->dtype == FSVC_FLOAT16 || g->dtype == FSVC_BFLOAT16;
-  const fsvc_dtype acc = low ? FSVC_FLOAT32 : g->dtype;
+  /* reflect/replicate pads add several output gradients into one input element (16-bit: in float32) */
+  const fsvc_dtype acc = accumulation_dtype(g->dtype);
   fsvc_tensor *gx = fsvc_zeros_on(e->ndim, e->shape, acc, fsvc_tensor_device(g));
   fsvc_tensor *gc = gx ? fsvc_gpu_contig_as(g, acc) : NULL;
   int rc = -1;
@@ -148,15 +163,9 @@ static int pad_backward(fsvc_node *n, const fsvc_tensor *g, fsvc_tensor **gin) {
                              (int)n->iarg[0], 0, 1);
   }
   fsvc_tensor_release(gc);
-  if (rc == 0 && low) {
-    fsvc_tensor *r = fsvc_to_dtype_raw(gx, g->dtype);
-    fsvc_tensor_release(gx);
-    gx = r;
-    if (!gx) rc = -1;
-  }
   if (rc != 0) { fsvc_tensor_release(gx); return -1; }
-  gin[0] = gx;
-  return 0;
+  gin[0] = accumulated_as(gx, g->dtype);
+  return gin[0] ? 0 : -1;
 }
 
 static fsvc_tensor *gpu_pad(const fsvc_tensor *a, int n_pads, const int64_t *pads, fsvc_pad_mode mode,
@@ -237,18 +246,19 @@ static int index_select_backward(fsvc_node *n, const fsvc_tensor *g, fsvc_tensor
   if (!n->edges[0].needs_grad) return 0;
   const fsvc_edge *e = &n->edges[0];
   int d = (int)n->iarg[0];
-  fsvc_tensor *gx = fsvc_zeros_on(e->ndim, e->shape, g->dtype, fsvc_tensor_device(g));
-  fsvc_tensor *gc = gx ? fsvc_contiguous_raw(g) : NULL;
+  const fsvc_dtype acc = accumulation_dtype(g->dtype); /* repeated indices add up: 16-bit in float32 */
+  fsvc_tensor *gx = fsvc_zeros_on(e->ndim, e->shape, acc, fsvc_tensor_device(g));
+  fsvc_tensor *gc = gx ? fsvc_gpu_contig_as(g, acc) : NULL;
   int64_t outer = 1, inner = 1;
   for (int k = 0; k < d; k++) outer *= e->shape[k];
   for (int k = d + 1; k < e->ndim; k++) inner *= e->shape[k];
-  int rc = gc ? fsvc_gpu_index_select_launch(1, g->dtype, fsvc_data(gx), e->ndim ? e->shape[d] : 1,
+  int rc = gc ? fsvc_gpu_index_select_launch(1, acc, fsvc_data(gx), e->ndim ? e->shape[d] : 1,
                                              fsvc_data(gc), fsvc_numel(n->saved[0]),
                                              fsvc_data(n->saved[0]), outer, inner) : -1;
   fsvc_tensor_release(gc);
   if (rc != 0) { fsvc_tensor_release(gx); return -1; }
-  gin[0] = gx;
-  return 0;
+  gin[0] = accumulated_as(gx, g->dtype);
+  return gin[0] ? 0 : -1;
 }
 
 static fsvc_tensor *gpu_index_select(const fsvc_tensor *a, int dim, const fsvc_tensor *index) {
@@ -305,16 +315,20 @@ static int gather_backward(fsvc_node *n, const fsvc_tensor *g, fsvc_tensor **gin
   if (!n->edges[0].needs_grad) return 0;
   const fsvc_edge *e = &n->edges[0];
   const fsvc_tensor *idx = n->saved[0];
-  fsvc_tensor *gx = fsvc_zeros_on(e->ndim, e->shape, g->dtype, fsvc_tensor_device(g));
-  if (!gx) return -1;
-  fsvc_gpu_geom og = fsvc_gpu_geom_of(gx), sg = fsvc_gpu_geom_of(g), ig = fsvc_gpu_geom_of(idx);
-  if (fsvc_gpu_gather_scatter_launch(1, g->dtype, fsvc_data(gx), &og, fsvc_data(g), &sg, fsvc_data(idx), &ig,
-                                     (int)n->iarg[0]) != 0) {
-    fsvc_tensor_release(gx);
-    return -1;
+  const fsvc_dtype acc = accumulation_dtype(g->dtype); /* repeated indices add up: 16-bit in float32 */
+  fsvc_tensor *gx = fsvc_zeros_on(e->ndim, e->shape, acc, fsvc_tensor_device(g));
+  /* g as it is (any strides) unless it needs the cast */
+  fsvc_tensor *gs = !gx ? NULL : acc == g->dtype ? fsvc_tensor_retain((fsvc_tensor *)g) : fsvc_to_dtype_raw(g, acc);
+  int rc = -1;
+  if (gs) {
+    fsvc_gpu_geom og = fsvc_gpu_geom_of(gx), sg = fsvc_gpu_geom_of(gs), ig = fsvc_gpu_geom_of(idx);
+    rc = fsvc_gpu_gather_scatter_launch(1, acc, fsvc_data(gx), &og, fsvc_data(gs), &sg, fsvc_data(idx), &ig,
+                                        (int)n->iarg[0]);
   }
-  gin[0] = gx;
-  return 0;
+  fsvc_tensor_release(gs);
+  if (rc != 0) { fsvc_tensor_release(gx); return -1; }
+  gin[0] = accumulated_as(gx, g->dtype);
+  return gin[0] ? 0 : -1;
 }
 
 static fsvc_tensor *gather_raw(const fsvc_tensor *a, int d, const fsvc_tensor *index) {
@@ -377,17 +391,23 @@ static fsvc_tensor *gpu_scatter_add(const fsvc_tensor *a, int dim, const fsvc_te
   int d = fsvc_normalize_dim(dim, a->ndim, "scatter_add");
   fsvc_tensor *di = d < 0 ? NULL : device_index("scatter_add", index, a, a->ndim ? a->shape[d] : 1);
   if (!di || gather_shapes_ok("scatter_add", a, di, d, src) != 0) { fsvc_tensor_release(di); return NULL; }
-  fsvc_tensor *sc = src->dtype == a->dtype ? fsvc_tensor_retain((fsvc_tensor *)src) : fsvc_to_dtype_raw(src, a->dtype);
-  fsvc_tensor *out = sc ? fsvc_clone_raw(a) : NULL;
+  /* repeated indices add up: a 16-bit a accumulates in a float32 copy, rounded once at the end */
+  const fsvc_dtype acc = accumulation_dtype(a->dtype);
+  /* src in a's dtype (rounded first, as if a 16-bit a were added to in 16 bits), then in acc's */
+  fsvc_tensor *sa = src->dtype == a->dtype ? fsvc_tensor_retain((fsvc_tensor *)src) : fsvc_to_dtype_raw(src, a->dtype);
+  fsvc_tensor *sc = !sa || acc == a->dtype ? sa : fsvc_to_dtype_raw(sa, acc);
+  if (sc != sa) fsvc_tensor_release(sa);
+  fsvc_tensor *out = !sc ? NULL : acc == a->dtype ? fsvc_clone_raw(a) : fsvc_to_dtype_raw(a, acc);
   if (out) {
     fsvc_gpu_geom og = fsvc_gpu_geom_of(out), sg = fsvc_gpu_geom_of(sc), ig = fsvc_gpu_geom_of(di);
-    if (fsvc_gpu_gather_scatter_launch(1, a->dtype, fsvc_data(out), &og, fsvc_data(sc), &sg,
+    if (fsvc_gpu_gather_scatter_launch(1, acc, fsvc_data(out), &og, fsvc_data(sc), &sg,
                                        fsvc_data(di), &ig, d) != 0) {
       fsvc_tensor_release(out);
       out = NULL;
     }
   }
   fsvc_tensor_release(sc);
+  out = accumulated_as(out, a->dtype);
   if (out) {
     fsvc_node *n = fsvc_node_new("scatter_add", 3, (fsvc_tensor *[]){(fsvc_tensor *)a, (fsvc_tensor *)index,
                                                                     (fsvc_tensor *)src}, scatter_add_backward);

@@ -2,6 +2,8 @@
 // pad (constant, reflect, replicate) and its backward. Strided copies (contiguous, cat, flip,
 // narrow views) go through fsvc_gpu_copy_launch in elementwise.cu. Accumulations use atomicAdd
 // (float64 atomics need sm_60+, float16 sm_70+, bfloat16 sm_80+: all within our sm_80 floor).
+// Where many adds can meet in one element, the host (ops_shape.c) runs 16-bit tensors through
+// float32 buffers, so 16-bit atomics only serve scatters to distinct indices (max/topk backward).
 #include "gpu_common.cuh"
 
 using namespace fsvc_gpu;

@@ -561,6 +561,78 @@ describe("cuda topk for any k", function()
   end)
 end)
 
+-- Index accumulations in 16 bits (index_select's and gather's backward, scatter_add, pad's
+-- backward): many adds land on one element, and a 16-bit atomicAdd rounds at every add, so the
+-- sum would depend on the order the adds land in. They accumulate in float32 and round once.
+-- The inputs are multiples of 2^-6 in [-2, 2] (exact in float16 and bfloat16) and at most ~700
+-- of them add into one element, so every partial sum is a multiple of 2^-6 below 2^11: 17
+-- significant bits, exact in float32 whatever the order. The result must therefore equal the
+-- CPU's float64 result rounded once to the dtype, exactly, in the normal and in the reverse
+-- thread order (CI runs this spec both ways: FSVC_EMU_ORDER=reverse); a 16-bit atomicAdd fails.
+describe("cuda 16-bit index accumulations", function()
+  local function grid_values(shape, seed)
+    local n, flat, rng = 1, {}, seed
+    for _, d in ipairs(shape) do n = n * d end
+    for i = 1, n do
+      rng = (rng * 1103515245 + 12345) % 2147483648
+      flat[i] = (rng % 257 - 128) / 64
+    end
+    return fsvc.tensor(flat, { dtype = "float64" }):reshape(shape)
+  end
+  -- many duplicates: most entries pick 0 or 1
+  local function crowded_index(n, bound, seed)
+    local flat, rng = {}, seed
+    for i = 1, n do
+      rng = (rng * 1103515245 + 12345) % 2147483648
+      flat[i] = rng % 10 < 8 and rng % 2 or rng % bound
+    end
+    return flat
+  end
+
+  local cases = {
+    { "index_select backward", function(a, w, idx)
+        local y = a:index_select(0, idx)
+        local loss = (y * w):sum()
+        loss:backward()
+        return a.grad
+      end, { 5, 8 }, { 600, 8 }, function() return fsvc.tensor(crowded_index(600, 5, 3)) end },
+    { "gather backward", function(a, w, idx)
+        local y = a:gather(1, idx)
+        local loss = (y * w):sum()
+        loss:backward()
+        return a.grad
+      end, { 4, 6 }, { 4, 500 }, function() return fsvc.tensor(crowded_index(2000, 6, 5)):reshape({ 4, 500 }) end },
+    { "scatter_add", function(a, w, idx) return a:detach():scatter_add(0, idx, w) end,
+      { 3, 7 }, { 700, 7 }, function() return fsvc.tensor(crowded_index(4900, 3, 7)):reshape({ 700, 7 }) end },
+    { "pad backward (replicate)", function(a, w)
+        local y = a:pad({ 300, 300 }, { mode = "replicate" })
+        local loss = (y * w):sum()
+        loss:backward()
+        return a.grad
+      end, { 2, 3 }, { 2, 603 }, function() return nil end },
+  }
+  for _, dtype in ipairs({ "float16", "bfloat16" }) do
+    for ci, case in ipairs(cases) do
+      local name, fn, ashape, wshape, index = case[1], case[2], case[3], case[4], case[5]
+      it(name .. " in " .. dtype .. " accumulates in float32: the CPU's float64 sum, rounded once", function()
+        local a64 = grid_values(ashape, 11 * ci):to(dtype):to("float64") -- exact: rounding changes nothing
+        local w64 = grid_values(wshape, 13 * ci):to(dtype):to("float64")
+        local idx = index()
+        local want = fn(a64:clone():requires_grad_(true), w64, idx)
+        local got = fn(a64:to(dtype):cuda():requires_grad_(true), w64:to(dtype):cuda(), idx and idx:cuda())
+        assert.are.equal(dtype, got.dtype)
+        assert.are.equal("cuda:0", got.device)
+        assert(rel_err(got, want) <= 1e-2, string.format("%s %s: relative error %g", name, dtype, rel_err(got, want)))
+        local g, w = got:cpu():to("float64"):reshape({ -1 }):tolist(), want:to(dtype):to("float64"):reshape({ -1 }):tolist()
+        for i = 1, #w do
+          assert(g[i] == w[i], string.format("%s %s: element %d is %s, the float64 sum rounded once is %s", name,
+                                             dtype, i, tostring(g[i]), tostring(w[i])))
+        end
+      end)
+    end
+  end
+end)
+
 describe("cuda factories", function()
   it("create tensors on the device named by `device`", function()
     assert.are.equal("cuda:0", fsvc.zeros({ 2, 3 }, { device = "cuda" }).device)
