@@ -31,7 +31,7 @@ static int forward(const fsvc_gpu_conv_geom *c, fsvc_dtype dt, const void *x, co
   if (!cols) return -1;
   const char *cb = fsvc_data(cols), *wb = w;
   char *yb = y;
-  int rc = fsvc_gpu_im2col_launch(dt, x, fsvc_data(cols), c->B, c->cin, c->t, c->k, c->tout, c->s, c->p, c->d, 0);
+  int rc = fsvc_gpu_im2col_launch(dt, x, fsvc_data(cols), c->B, c->cin, c->t, c->k, c->tout, c->s, c->p, c->d, FSVC_IM2COL);
   int64_t cols_per_b = c->cin * c->k * c->tout, y_per_b = c->cout * c->tout;
   if (c->g <= c->B) {
     for (int64_t gi = 0; gi < c->g && rc == 0; gi++)
@@ -70,27 +70,39 @@ static int backward_data(const fsvc_gpu_conv_geom *c, fsvc_dtype dt, const void 
                                  cb + (size_t)(b * cols_per_b) * z.es, c->tout, z.ck * c->tout, c->g);
   }
   if (rc == 0)
-    rc = fsvc_gpu_im2col_launch(dt, gx, fsvc_data(cols), c->B, c->cin, c->t, c->k, c->tout, c->s, c->p, c->d, 1);
+    rc = fsvc_gpu_im2col_launch(dt, gx, fsvc_data(cols), c->B, c->cin, c->t, c->k, c->tout, c->s, c->p, c->d, FSVC_COL2IM);
   fsvc_tensor_release(cols);
   return rc;
 }
 
-/* gw [cout, cin/g, k] = sum_b gy[b] cols[b]^T, per group */
+/* gw [cout, cin/g, k] = sum_b gy[b] cols[b]^T, per group. The sum over the batch is folded into
+ * the GEMMs' inner dimension: cols in the [cin*k, B, tout] layout and gy copied to [cout, B, tout]
+ * make each group's gradient one GEMM over B*tout (one strided-batched call for all groups),
+ * instead of B accumulating GEMMs with an inner dimension of tout. */
 static int backward_filter(const fsvc_gpu_conv_geom *c, fsvc_dtype dt, const void *x, const void *gy, void *gw,
                            fsvc_device dev) {
   conv_sizes z = sizes_of(c, dt);
   if (c->B == 0) return fsvc_gpu_fill_launch(gw, dt, &(fsvc_gpu_geom){1, {c->cout * z.ck}, {1}}, 0);
   fsvc_tensor *cols = cols_buffer(c, dt, dev);
   if (!cols) return -1;
-  const char *cb = fsvc_data(cols), *gb = gy;
-  char *wb = gw;
-  int64_t cols_per_b = c->cin * c->k * c->tout, y_per_b = c->cout * c->tout;
-  int rc = fsvc_gpu_im2col_launch(dt, x, fsvc_data(cols), c->B, c->cin, c->t, c->k, c->tout, c->s, c->p, c->d, 0);
-  /* one launch per sample, batched over the groups, accumulating over samples (beta 1 after the first) */
-  for (int64_t b = 0; b < c->B && rc == 0; b++)
-    rc = fsvc_gpu_gemm_batched(dt, 0, 1, z.cog, z.ck, c->tout, 1.0, gb + (size_t)(b * y_per_b) * z.es, c->tout,
-                               z.cog * c->tout, cb + (size_t)(b * cols_per_b) * z.es, c->tout, z.ck * c->tout,
-                               b ? 1.0 : 0.0, wb, z.ck, z.cog * z.ck, c->g);
+  int64_t bt = c->B * c->tout;
+  int rc = fsvc_gpu_im2col_launch(dt, x, fsvc_data(cols), c->B, c->cin, c->t, c->k, c->tout, c->s, c->p, c->d,
+                                  FSVC_IM2COL_BATCH_INNER);
+  const void *gy_cbt = gy; /* gy as [cout, B, tout]: a copy unless B == 1 */
+  fsvc_tensor *moved = NULL;
+  if (rc == 0 && c->B > 1) {
+    int64_t shape[3] = {c->cout, c->B, c->tout};
+    moved = fsvc_empty_on(3, shape, dt, dev);
+    if (!moved) rc = -1;
+    fsvc_gpu_geom dst = {3, {c->cout, c->B, c->tout}, {bt, c->tout, 1}};
+    fsvc_gpu_geom src = {3, {c->cout, c->B, c->tout}, {c->tout, c->cout * c->tout, 1}};
+    if (rc == 0) rc = fsvc_gpu_copy_launch(fsvc_data(moved), dt, &dst, gy, dt, &src);
+    if (rc == 0) gy_cbt = fsvc_data(moved);
+  }
+  if (rc == 0)
+    rc = fsvc_gpu_gemm_batched(dt, 0, 1, z.cog, z.ck, bt, 1.0, gy_cbt, bt, z.cog * bt, fsvc_data(cols), bt,
+                               z.ck * bt, 0.0, gw, z.ck, z.cog * z.ck, c->g);
+  fsvc_tensor_release(moved);
   fsvc_tensor_release(cols);
   return rc;
 }

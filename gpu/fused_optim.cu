@@ -1,7 +1,7 @@
 // Fused optimiser kernels: Adam/AdamW over a list of parameters in one launch (multi-tensor
 // apply: a small table of (pointer, length) chunks in device memory; each block takes one chunk),
-// SGD, clip_grad_norm (sum of squares of every gradient accumulated in double, then one
-// scaling launch), and the unscale-and-check pass of dynamic loss scaling (fsvc.amp). Arithmetic follows core/ops/fused_optim.c (PyTorch's single-tensor formulas).
+// SGD, clip_grad_norm over a whole gradient list (per-block sums of squares in double added in a
+// fixed order, then the scaling; a few launches for any number of tensors), and the unscale-and-check pass of dynamic loss scaling (fsvc.amp). Arithmetic follows core/ops/fused_optim.c (PyTorch's single-tensor formulas).
 #include <math.h>
 #include <stdlib.h>
 
@@ -130,11 +130,35 @@ __global__ void sgd_kernel(T *p, const T *g, T *buf, int64_t n, double lr, doubl
   }
 }
 
+// clip_grad_norm over a whole gradient list in a few launches. The tensors travel as kernel
+// parameters in batches of kClipBatch (pointer, size, first block), so nothing is uploaded and a
+// launch can be captured into a graph. Each block sums the squares of one kClipChunk-element slice
+// of one tensor in double and writes its own partial; one block then adds the partials in a fixed
+// order, so the norm does not depend on the order blocks run in (an atomicAdd per block would).
+constexpr int kClipBatch = 48;        // tensors per launch: ~1.2 KiB of kernel parameters
+constexpr int64_t kClipChunk = 16384; // elements per block
+struct ClipBatch {
+  void *p[kClipBatch];
+  int64_t n[kClipBatch];
+  int64_t first_block[kClipBatch + 1];  // block ranges of the tensors within this launch
+  int count;
+};
+
+__device__ inline int clip_tensor_of(const ClipBatch &b, int64_t block) {
+  int t = 0;
+  while (t + 1 < b.count && b.first_block[t + 1] <= block) t++;
+  return t;
+}
+
 template <typename T>
-__global__ void sumsq_kernel(const T *x, int64_t n, double *acc) {
+__global__ void sumsq_multi_kernel(ClipBatch b, double *partials) {
   __shared__ double shm[kThreads];
+  int t = clip_tensor_of(b, blockIdx.x);
+  const T *x = (const T *)b.p[t];
+  int64_t start = (blockIdx.x - b.first_block[t]) * kClipChunk;
+  int64_t end = start + kClipChunk < b.n[t] ? start + kClipChunk : b.n[t];
   double s = 0;
-  FSVC_GRID_LOOP(i, n) {
+  for (int64_t i = start + threadIdx.x; i < end; i += blockDim.x) {
     double v = (double)x[i];
     s += v * v;
   }
@@ -144,16 +168,57 @@ __global__ void sumsq_kernel(const T *x, int64_t n, double *acc) {
     if ((int)threadIdx.x < k) shm[threadIdx.x] += shm[threadIdx.x + k];
     __syncthreads();
   }
-  if (threadIdx.x == 0) atomicAdd(acc, shm[0]);
+  if (threadIdx.x == 0) partials[blockIdx.x] = shm[0];
+}
+
+// one block: *total_sq = the sum of n partials, in a fixed order
+__global__ void sum_partials_kernel(const double *partials, int64_t n, double *total_sq) {
+  __shared__ double shm[kThreads];
+  double s = 0;
+  for (int64_t i = threadIdx.x; i < n; i += blockDim.x) s += partials[i];
+  shm[threadIdx.x] = s;
+  __syncthreads();
+  for (int k = blockDim.x / 2; k > 0; k >>= 1) {
+    if ((int)threadIdx.x < k) shm[threadIdx.x] += shm[threadIdx.x + k];
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) *total_sq = shm[0];
 }
 
 template <typename T>
-__global__ void scale_kernel(T *x, int64_t n, const double *total_sq, double max_norm) {
-  double norm = sqrt(*total_sq);
-  double coef = max_norm / (norm + 1e-6);
+__global__ void scale_multi_kernel(ClipBatch b, const double *total_sq, double max_norm) {
+  double coef = max_norm / (sqrt(*total_sq) + 1e-6);
   if (coef >= 1.0) return;
-  FSVC_GRID_LOOP(i, n) { x[i] = (T)((double)x[i] * coef); }
+  int t = clip_tensor_of(b, blockIdx.x);
+  T *x = (T *)b.p[t];
+  int64_t start = (blockIdx.x - b.first_block[t]) * kClipChunk;
+  int64_t end = start + kClipChunk < b.n[t] ? start + kClipChunk : b.n[t];
+  for (int64_t i = start + threadIdx.x; i < end; i += blockDim.x) x[i] = (T)((double)x[i] * coef);
 }
+
+// the batches of a gradient list (empty tensors left out); returns the number of blocks in all
+static int64_t clip_batches(void *const *bufs, const int64_t *ns, int n_bufs, ClipBatch **out, int *n_out) {
+  int nb = 0;
+  ClipBatch *batches = (ClipBatch *)calloc((size_t)(n_bufs / kClipBatch + 1), sizeof(ClipBatch));
+  *out = batches;
+  if (!batches) return -1;
+  int64_t blocks = 0;
+  for (int i = 0; i < n_bufs; i++) {
+    if (ns[i] == 0) continue;
+    ClipBatch *b = &batches[nb];
+    if (b->count == kClipBatch) b = &batches[++nb];
+    int64_t first = b->count ? b->first_block[b->count] : 0;
+    b->p[b->count] = bufs[i];
+    b->n[b->count] = ns[i];
+    b->first_block[b->count] = first;
+    b->first_block[b->count + 1] = first + (ns[i] + kClipChunk - 1) / kClipChunk;
+    b->count++;
+    blocks += (ns[i] + kClipChunk - 1) / kClipChunk;
+  }
+  *n_out = batches[0].count ? nb + 1 : 0;
+  return blocks;
+}
+
 // Dynamic loss scaling: g *= inv_scale in g's dtype's compute type, and *found = 1 when a result
 // is NaN or Inf (every writer stores the same value, so the race is benign).
 template <typename T>
@@ -329,21 +394,37 @@ extern "C" int fsvc_gpu_clip_grad_norm_launch(fsvc_dtype dt, void *const *bufs, 
                                               double max_norm, double *norm, double *sum_sq_out) {
   /* sum_sq_out (device memory): the sum of squares stays there and nothing is read back, so the
    * call does not wait for the device and can be captured into a CUDA graph */
+  ClipBatch *batches = NULL;
+  int n_batches = 0;
+  int64_t blocks = clip_batches(bufs, ns, n_bufs, &batches, &n_batches);
+  if (blocks < 0) return fsvc_gpu_check((int)cudaErrorMemoryAllocation, "clip_grad_norm");
   double *acc = sum_sq_out ? sum_sq_out : (double *)fsvc_gpu_alloc(0, sizeof(double));
-  if (!acc) return -1;
-  int rc = fsvc_gpu_check((int)cudaMemsetAsync(acc, 0, sizeof(double), stream()), "clip_grad_norm");
-  for (int i = 0; i < n_bufs && rc == 0; i++) {
-    if (ns[i] == 0) continue;
-    unsigned nb = blocks_for(ns[i]) < 1024 ? blocks_for(ns[i]) : 1024;
-    FSVC_DISPATCH_FLOAT(dt, FSVC_LAUNCH(sumsq_kernel, nb, kThreads, 0, stream())((const T *)bufs[i], ns[i], acc));
+  double *partials = blocks > 0 ? (double *)fsvc_gpu_alloc(0, sizeof(double) * (size_t)blocks) : NULL;
+  int rc = acc && (blocks == 0 || partials) ? 0 : -1;
+  if (rc == 0 && blocks == 0)
+    rc = fsvc_gpu_check((int)cudaMemsetAsync(acc, 0, sizeof(double), stream()), "clip_grad_norm");
+  int64_t done = 0;
+  for (int k = 0; k < n_batches && rc == 0; k++) {
+    const ClipBatch &b = batches[k];
+    FSVC_DISPATCH_FLOAT(dt, FSVC_LAUNCH(sumsq_multi_kernel<T>, (unsigned)b.first_block[b.count], kThreads, 0,
+                                        stream())(b, partials + done));
+    rc = fsvc_gpu_check_launch("clip_grad_norm");
+    done += b.first_block[b.count];
+  }
+  if (rc == 0 && blocks > 0) {
+    FSVC_LAUNCH(sum_partials_kernel, 1, kThreads, 0, stream())(partials, blocks, acc);
     rc = fsvc_gpu_check_launch("clip_grad_norm");
   }
-  for (int i = 0; i < n_bufs && rc == 0; i++) {
-    if (ns[i] == 0) continue;
-    FSVC_DISPATCH_FLOAT(dt, FSVC_LAUNCH(scale_kernel, blocks_for(ns[i]), kThreads, 0, stream())((T *)bufs[i], ns[i], acc, max_norm));
+  for (int k = 0; k < n_batches && rc == 0; k++) {
+    const ClipBatch &b = batches[k];
+    FSVC_DISPATCH_FLOAT(dt, FSVC_LAUNCH(scale_multi_kernel<T>, (unsigned)b.first_block[b.count], kThreads, 0,
+                                        stream())(b, acc, max_norm));
     rc = fsvc_gpu_check_launch("clip_grad_norm");
   }
-  if (sum_sq_out) return rc;
+  free(batches);
+  /* stream-ordered: the partials' next user runs after these kernels */
+  if (partials) fsvc_gpu_release(NULL, partials, sizeof(double) * (size_t)blocks);
+  if (sum_sq_out || !acc) return rc;
   double sq = 0;
   if (rc == 0) rc = fsvc_gpu_check((int)cudaMemcpyAsync(&sq, acc, sizeof sq, cudaMemcpyDeviceToHost, stream()), "clip_grad_norm");
   if (rc == 0) rc = fsvc_gpu_check((int)cudaStreamSynchronize(stream()), "clip_grad_norm");

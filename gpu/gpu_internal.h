@@ -194,10 +194,12 @@ int fsvc_gpu_gemm_batched(fsvc_dtype dt, int trans_a, int trans_b, int64_t m, in
                           const void *b, int64_t ldb, int64_t stride_b, double beta, void *c,
                           int64_t ldc, int64_t stride_c, int64_t batch);
 extern int fsvc_gpu_allow_tf32;
-/* im2col: x [B, C, T] -> cols [B, C*K, Tout]; col2im: x = the sum of cols over the taps (overwritten) */
+/* FSVC_IM2COL: x [B, C, T] -> cols [B, C*K, Tout]; FSVC_IM2COL_BATCH_INNER: cols [C*K, B, Tout];
+ * FSVC_COL2IM: x = the sum of cols [B, C*K, Tout] over the taps (overwritten) */
+enum { FSVC_IM2COL = 0, FSVC_COL2IM = 1, FSVC_IM2COL_BATCH_INNER = 2 };
 int fsvc_gpu_im2col_launch(fsvc_dtype dt, const void *x, void *cols, int64_t b, int64_t c,
                            int64_t t, int64_t k, int64_t tout, int64_t stride, int64_t padding,
-                           int64_t dilation, int col2im);
+                           int64_t dilation, int mode);
 /* pooling over [N, T] rows: avg (kind 0, count_include_pad) or max (kind 1, argmax into idx) */
 int fsvc_gpu_pool1d_launch(int kind, fsvc_dtype dt, void *y, int64_t *idx, const void *x,
                            int64_t rows, int64_t t, int64_t tout, int64_t kernel, int64_t stride,

@@ -8,17 +8,19 @@
 using namespace fsvc_gpu;
 
 namespace {
-// cols [B, C*K, Tout]: cols[b, c*K + k, t] = x[b, c, t*stride - padding + k*dilation] (0 outside).
+// cols [B, C*K, Tout]: cols[b, c*K + k, t] = x[b, c, t*stride - padding + k*dilation] (0 outside);
+// batch_inner: cols [C*K, B, Tout] instead (the weight gradient's one-GEMM layout, conv_im2col.c).
 // Every float dtype: float16/bfloat16 through load/store (autocast's convolutions).
 template <typename T>
 __global__ void im2col_kernel(const T *x, T *cols, int64_t B, int64_t C, int64_t Tin, int64_t K,
-                              int64_t Tout, int64_t stride, int64_t padding, int64_t dilation) {
+                              int64_t Tout, int64_t stride, int64_t padding, int64_t dilation, int batch_inner) {
   typedef typename Acc<T>::type A;
   FSVC_GRID_LOOP(i, B * C * K * Tout) {
     int64_t t = i % Tout, ck = (i / Tout) % (C * K), b = i / (Tout * C * K);
     int64_t c = ck / K, k = ck % K;
     int64_t s = t * stride - padding + k * dilation;
-    store(cols + i, (s >= 0 && s < Tin) ? load(x + (b * C + c) * Tin + s) : (A)0);
+    int64_t o = batch_inner ? (ck * B + b) * Tout + t : i;
+    store(cols + o, (s >= 0 && s < Tin) ? load(x + (b * C + c) * Tin + s) : (A)0);
   }
 }
 
@@ -144,7 +146,8 @@ __global__ void interp_backward_kernel(T *gx, const T *gy, int64_t rows, int64_t
 
 extern "C" int fsvc_gpu_im2col_launch(fsvc_dtype dt, const void *x, void *cols, int64_t b, int64_t c,
                                       int64_t t, int64_t k, int64_t tout, int64_t stride,
-                                      int64_t padding, int64_t dilation, int col2im) {
+                                      int64_t padding, int64_t dilation, int mode) {
+  int col2im = mode == FSVC_COL2IM;
   if (col2im) {
     int64_t n = b * c * t;
     if (n == 0) return 0;
@@ -154,7 +157,8 @@ extern "C" int fsvc_gpu_im2col_launch(fsvc_dtype dt, const void *x, void *cols, 
     int64_t n = b * c * k * tout;
     if (n == 0) return 0;
     FSVC_DISPATCH_FLOATING(dt, FSVC_LAUNCH(im2col_kernel, blocks_for(n), kThreads, 0, stream())(
-                                (const T *)x, (T *)cols, b, c, t, k, tout, stride, padding, dilation));
+                                (const T *)x, (T *)cols, b, c, t, k, tout, stride, padding, dilation,
+                                mode == FSVC_IM2COL_BATCH_INNER));
   }
   return fsvc_gpu_check_launch(col2im ? "col2im" : "im2col");
 }

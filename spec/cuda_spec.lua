@@ -708,3 +708,40 @@ describe("cuda gradient clipping without a host read", function()
     assert.has_error(function() nn.utils.clip_grad_norm_({ wc }, 0.5, 2, { sync = false }) end) -- CPU
   end)
 end)
+
+describe("fused clip_grad_norm over a gradient list", function()
+  it("clips 150 gradients (empty ones, ones spanning several blocks) as the CPU does, in a few launches", function()
+    fsvc.manual_seed(21)
+    local shapes = {}
+    for i = 1, 150 do shapes[i] = { (i * 37) % 101 } end -- sizes 0..100, one of them 0
+    shapes[7], shapes[60], shapes[149] = { 40000 }, { 16384 }, { 16385 } -- chunk boundaries of 16384
+    for _, dtype in ipairs({ "float32", "float64" }) do
+      local cpu, dev = {}, {}
+      for i, s in ipairs(shapes) do
+        cpu[i] = fsvc.randn(s, { dtype = dtype })
+        dev[i] = cpu[i]:cuda()
+      end
+      local c0 = fsvc.cuda.launch_counts()
+      local n_dev = fsvc.cuda.clip_grad_norm_(dev, 1.0)
+      local c1 = fsvc.cuda.launch_counts()
+      -- 150 tensors in batches of 48: 4 sum-of-squares launches, 1 sum, 4 scaling launches
+      assert.is_true(c1.kernels - c0.kernels <= 9, tostring(c1.kernels - c0.kernels))
+      local params = {}
+      for i, g in ipairs(cpu) do
+        params[i] = fsvc.zeros(shapes[i], { dtype = dtype }):requires_grad_(true)
+        params[i].grad = g
+      end
+      local n_cpu = fsvc.nn.utils.clip_grad_norm_(params, 1.0)
+      -- the device sums in double; the CPU's float32 norm is within float32's rounding
+      assert(math.abs(n_dev - n_cpu) <= (dtype == "float32" and 1e-6 or 1e-12) * n_cpu, dtype .. " " .. n_dev .. " " .. n_cpu)
+      for i = 1, #shapes do
+        assert(fsvc.max_abs_diff(dev[i]:cpu(), params[i].grad) <= (dtype == "float32" and 1e-6 or 1e-12), dtype .. " " .. i)
+      end
+      -- under the limit: nothing changes
+      local before = dev[7]:cpu()
+      local n2 = fsvc.cuda.clip_grad_norm_(dev, 10.0)
+      assert(math.abs(n2 - 1) < 1e-5)
+      assert.are.equal(0, fsvc.max_abs_diff(dev[7]:cpu(), before))
+    end
+  end)
+end)
