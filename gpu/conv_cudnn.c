@@ -58,7 +58,10 @@ static char unavailable[1024] = "cuDNN was not loaded yet";
 static int version = 0;
 static char last_refusal[1200] = "";
 
+static int opened; /* open_cudnn has run (whatever its outcome) */
+
 static void open_cudnn(void) {
+  __atomic_store_n(&opened, 1, __ATOMIC_RELEASE);
   void *lib = NULL;
   if (!fsvc_gpu_emulated_cudnn) {
     static const char *const names[] = {"libcudnn.so.9", "libcudnn.so", NULL};
@@ -267,9 +270,11 @@ int fsvc_gpu_cudnn_algorithms(fsvc_gpu_conv_pass pass, const fsvc_gpu_conv_geom 
   return n;
 }
 
-static int is_refusal(cudnnStatus_t s) {
-  return (s >= CUDNN_STATUS_BAD_PARAM && s < CUDNN_STATUS_INTERNAL_ERROR);
-}
+/* Statuses below EXECUTION_FAILED (a kernel failed on the device) say cuDNN could not or would not
+ * run this call: a parameter or shape it does not support, a sub-library that failed to load, an
+ * engine that failed to compile at run time, a workspace it could not allocate. The convolution
+ * then falls back to im2col instead of failing. */
+static int is_refusal(cudnnStatus_t s) { return s < CUDNN_STATUS_EXECUTION_FAILED; }
 
 /* dnn_mutex held */
 static int run_pass(fsvc_gpu_conv_pass pass, descriptors *e, fsvc_dtype dt, const void *in0, const void *in1,
@@ -328,6 +333,10 @@ static int run_pass(fsvc_gpu_conv_pass pass, descriptors *e, fsvc_dtype dt, cons
 
 int fsvc_gpu_conv_cudnn(fsvc_gpu_conv_pass pass, const fsvc_gpu_conv_geom *c, fsvc_dtype dt, const void *in0,
                         const void *in1, void *out, fsvc_device dev, int algo) {
+  /* cudnnCreate allocates device memory: it cannot run inside a CUDA graph capture (a capture's
+   * warm-up normally opens cuDNN first) */
+  if (!__atomic_load_n(&opened, __ATOMIC_ACQUIRE) && fsvc_gpu_is_capturing())
+    return refuse("%s", "cuDNN is not opened yet and a CUDA graph is being captured");
   if (!fsvc_gpu_cudnn_available()) return refuse("%s", unavailable);
   if (c->B == 0 || c->cout == 0 || c->cin == 0) return refuse("%s", "an empty tensor");
   pthread_mutex_lock(&dnn_mutex);
