@@ -12,6 +12,8 @@
 #include <string.h>
 #include <vector>
 
+#include "emu_tf32.h"
+
 struct fsvc_emu_cublas {
   cudaStream_t stream = nullptr;
 };
@@ -36,15 +38,6 @@ size_t extent(int rows, int ld, int cols, long long stride, int batch) {
   return (size_t)stride * (size_t)(batch - 1) + (size_t)ld * (size_t)(cols - 1) + (size_t)rows;
 }
 
-float to_tf32(float x) {
-  uint32_t u;
-  memcpy(&u, &x, 4);
-  if ((u & 0x7f800000u) == 0x7f800000u) return x;  // inf, nan
-  u += 0x1000u;                                      // round to nearest at bit 13
-  u &= 0xffffe000u;
-  memcpy(&x, &u, 4);
-  return x;
-}
 
 float load_as_float(const void *p, cudaDataType_t t, size_t i) {
   switch (t) {
@@ -161,12 +154,12 @@ cublasStatus_t cublasGemmStridedBatchedEx(cublasHandle_t h, cublasOperation_t ta
       for (int j = 0; j < a_cols; j++)
         for (int i = 0; i < a_rows; i++) {
           float v = load_as_float(pa, at, (size_t)j * lda + i);
-          fa[(size_t)j * lda + i] = tf32 ? to_tf32(v) : v;
+          fa[(size_t)j * lda + i] = tf32 ? fsvc_emu_to_tf32(v) : v;
         }
       for (int j = 0; j < b_cols; j++)
         for (int i = 0; i < b_rows; i++) {
           float v = load_as_float(pb, bt, (size_t)j * ldb + i);
-          fb[(size_t)j * ldb + i] = tf32 ? to_tf32(v) : v;
+          fb[(size_t)j * ldb + i] = tf32 ? fsvc_emu_to_tf32(v) : v;
         }
       // only the m rows of each of C's n columns are C; rows m..ldc-1 are not touched
       for (int j = 0; j < n; j++)

@@ -23,6 +23,8 @@
 #include <string.h>
 #include <vector>
 
+#include "emu_tf32.h"
+
 #include "cuda_bf16.h"
 #include "cuda_fp16.h"
 #include "fsvc_emu_device.h"
@@ -58,20 +60,11 @@ bool known_type(cudnnDataType_t t) {
   return t == CUDNN_DATA_FLOAT || t == CUDNN_DATA_DOUBLE || t == CUDNN_DATA_HALF || t == CUDNN_DATA_BFLOAT16;
 }
 
-float to_tf32(float x) {
-  uint32_t u;
-  memcpy(&u, &x, 4);
-  if ((u & 0x7f800000u) == 0x7f800000u) return x;
-  u += 0x1000u;
-  u &= 0xffffe000u;
-  memcpy(&x, &u, 4);
-  return x;
-}
 
 double load(const void *p, cudnnDataType_t t, size_t i, bool tf32) {
   switch (t) {
     case CUDNN_DATA_DOUBLE: return ((const double *)p)[i];
-    case CUDNN_DATA_FLOAT: return tf32 ? (double)to_tf32(((const float *)p)[i]) : (double)((const float *)p)[i];
+    case CUDNN_DATA_FLOAT: return tf32 ? (double)fsvc_emu_to_tf32(((const float *)p)[i]) : (double)((const float *)p)[i];
     case CUDNN_DATA_HALF: return (double)(float)((const __half *)p)[i];
     case CUDNN_DATA_BFLOAT16: return (double)(float)((const __nv_bfloat16 *)p)[i];
   }
