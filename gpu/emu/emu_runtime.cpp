@@ -248,8 +248,10 @@ void run_block_fibers(const std::function<void()> &body, unsigned n) {
     makecontext(&fiber_ctx[t], fiber_main, 0);
   }
   unsigned done = 0;
+  bool reported = false;
   while (done < n) {
     // one round: every thread runs to its next barrier or to its end
+    unsigned arrived = 0, finished = 0;
     for (unsigned i = 0; i < n; i++) {
       unsigned t = reverse_order ? n - 1 - i : i;
       if (fiber_state[t] == kDone) continue;
@@ -257,7 +259,23 @@ void run_block_fibers(const std::function<void()> &body, unsigned n) {
       current_fiber = (int)t;
       set_thread_index(t);
       swapcontext(&scheduler_ctx, &fiber_ctx[t]);
-      if (fiber_state[t] == kDone) done++;
+      if (fiber_state[t] == kDone) {
+        done++;
+        finished++;
+      } else {
+        arrived++;
+      }
+    }
+    // Some threads waiting at a barrier while others of the block ended without reaching it: a
+    // __syncthreads in code the block does not run uniformly, which may hang a GPU or let the
+    // waiting threads go on early. Reported once per block; the waiting threads still finish.
+    if (arrived > 0 && finished > 0 && !reported) {
+      fprintf(stderr,
+              "fsvc CUDA emulation: %s: block (%u,%u,%u): %u threads wait at __syncthreads while %u ended "
+              "without reaching it (a barrier in divergent code)\n",
+              running_kernel, blockIdx.x, blockIdx.y, blockIdx.z, arrived, finished);
+      fail(cudaErrorLaunchFailure);
+      reported = true;
     }
   }
   current_fiber = -1;
@@ -497,6 +515,7 @@ const char *cudaGetErrorName(cudaError_t e) {
     case cudaErrorInvalidResourceHandle: return "cudaErrorInvalidResourceHandle";
     case cudaErrorNotReady: return "cudaErrorNotReady";
     case cudaErrorIllegalAddress: return "cudaErrorIllegalAddress";
+    case cudaErrorLaunchFailure: return "cudaErrorLaunchFailure";
     case cudaErrorStreamCaptureUnsupported: return "cudaErrorStreamCaptureUnsupported";
     case cudaErrorStreamCaptureInvalidated: return "cudaErrorStreamCaptureInvalidated";
     case cudaErrorStreamCaptureWrongThread: return "cudaErrorStreamCaptureWrongThread";
@@ -516,6 +535,7 @@ const char *cudaGetErrorString(cudaError_t e) {
     case cudaErrorInvalidResourceHandle: return "invalid resource handle";
     case cudaErrorNotReady: return "device not ready";
     case cudaErrorIllegalAddress: return "an illegal memory access was encountered";
+    case cudaErrorLaunchFailure: return "unspecified launch failure";
     case cudaErrorStreamCaptureUnsupported: return "operation not permitted when stream is capturing";
     case cudaErrorStreamCaptureInvalidated: return "operation failed due to a previous error during capture";
     case cudaErrorStreamCaptureWrongThread: return "attempt to terminate a thread-local capture sequence from another thread";

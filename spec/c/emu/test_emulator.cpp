@@ -47,6 +47,14 @@ __global__ void block_sum_kernel(const float *x, int n, float *out) {
   if (threadIdx.x == 0) out[blockIdx.x] = shm[0];
 }
 
+// a barrier in divergent code: threads 16.. leave before the barrier the others wait at
+__global__ void divergent_barrier_kernel(float *p) {
+  if (threadIdx.x >= 16) return;
+  p[threadIdx.x] = 1.0f;
+  __syncthreads();
+  p[threadIdx.x] += p[(threadIdx.x + 1) % 16];
+}
+
 // a race: every thread writes the same element; the last writer wins
 __global__ void racy_kernel(int *p) { p[0] = (int)(blockIdx.x * blockDim.x + threadIdx.x); }
 
@@ -143,6 +151,10 @@ void test_barriers() {
     CHECK_NEAR(r[0], want, 1e-3);
     CHECK_NEAR(r[1], want, 1e-3);
   }
+  cudaGetLastError();
+  LAUNCH(divergent_barrier_kernel, 1, 64, nullptr)(x);
+  cudaDeviceSynchronize();
+  CHECK(cudaGetLastError() == cudaErrorLaunchFailure);  // reported (a GPU may hang)
   cudaFree(x);
   cudaFree(out);
 }
