@@ -393,8 +393,9 @@ done:
 
 /* Backward ops follow the dtypes the forward recorded: autocast, if on, must not cast them. */
 int fsvc_backward(fsvc_tensor *root, const fsvc_tensor *grad, int retain_graph) {
-  fsvc_autocast_state prev = fsvc_autocast_get();
-  fsvc_autocast_restore((fsvc_autocast_state){0, prev.dtype});
+  fsvc_autocast_state prev = fsvc_autocast_get(), off = prev;
+  off.enabled = 0;
+  fsvc_autocast_restore(off);
   int rc = backward_walk(root, grad, retain_graph);
   fsvc_autocast_restore(prev);
   return rc;

@@ -40,13 +40,15 @@ end
 
 --- fsvc.autocast(opts, fn, ...) runs fn(...) with autocast set and returns its results; the
 --- previous state comes back afterwards, also when fn raises. opts: nil (float16), a dtype
---- string ("float16", "half", "bfloat16") or {dtype = ..., enabled = true|false}. While autocast
---- is on, matmul, bmm, linear, conv1d and conv_transpose1d cast their float32 arguments to the
---- dtype (differentiably: gradients reach float32 weights as float32); see docs/amp.md.
-local autocast_keys = { dtype = true, enabled = true }
+--- string ("float16", "half", "bfloat16") or {dtype = ..., enabled = true|false,
+--- cache_enabled = true|false}. While autocast is on, matmul, bmm, linear, conv1d and
+--- conv_transpose1d cast their float32 arguments to the dtype (differentiably: gradients reach
+--- float32 weights as float32), each parameter once per outermost region (the weight-cast
+--- cache, cleared when that region ends); see docs/amp.md.
+local autocast_keys = { dtype = true, enabled = true, cache_enabled = true }
 local autocast_dtypes = { float16 = true, half = true, bfloat16 = true }
 function fsvc.autocast(opts, fn, ...)
-  local enabled, dtype = true, nil
+  local enabled, dtype, cache_enabled = true, nil, true
   if type(opts) == "string" then
     dtype = opts
   elseif type(opts) == "table" then
@@ -55,6 +57,7 @@ function fsvc.autocast(opts, fn, ...)
     end
     dtype = opts.dtype
     if opts.enabled ~= nil then enabled = opts.enabled and true or false end
+    if opts.cache_enabled ~= nil then cache_enabled = opts.cache_enabled and true or false end
   elseif opts ~= nil then
     error("autocast: expected a dtype string or an options table, got " .. type(opts), 2)
   end
@@ -63,11 +66,10 @@ function fsvc.autocast(opts, fn, ...)
   if dtype ~= nil and not autocast_dtypes[dtype] then
     error("autocast: dtype must be float16 or bfloat16, got " .. tostring(dtype), 2)
   end
-  local prev_enabled, prev_dtype = core.set_autocast(enabled, dtype)
-  local results = table.pack(pcall(fn, ...))
-  core.set_autocast(prev_enabled, prev_dtype)
-  if not results[1] then error(results[2], 0) end
-  return table.unpack(results, 2, results.n)
+  -- closed when fn returns or raises (or its coroutine is closed): the state comes back and the
+  -- outermost region drops its cached weight casts
+  local region <close> = core._autocast_enter(enabled, dtype, cache_enabled)
+  return fn(...)
 end
 
 --- A custom differentiable function written in Lua:

@@ -190,8 +190,47 @@ static void test_unscale_cpu(void) {
   fsvc_tensor_release(idx);
 }
 
+/* The weight-cast cache: one conversion per weight and dtype inside a region, references held
+ * until the outermost region exits, a node of its own per use. */
+static void test_cast_cache(void) {
+  int64_t shape[2] = {3, 3};
+  fsvc_tensor *w = fsvc_full(2, shape, 0.5, FSVC_FLOAT32);
+  fsvc_tensor *x = fsvc_full(2, shape, 1.0, FSVC_FLOAT32);
+  w->requires_grad = 1;
+  fsvc_autocast_reset_stats();
+  fsvc_autocast_state outer, inner;
+  CHECK(fsvc_autocast_enter(1, FSVC_FLOAT32, 1, &outer) == -1); /* refused: nothing opened */
+  CHECK(fsvc_autocast_get_stats().depth == 0 && !fsvc_autocast_enabled());
+  CHECK(fsvc_autocast_enter(1, FSVC_FLOAT16, 1, &outer) == 0 && !outer.enabled);
+  fsvc_tensor *y1 = fsvc_matmul(x, w);
+  CHECK(fsvc_autocast_enter(1, FSVC_FLOAT16, 1, &inner) == 0 && inner.enabled);
+  fsvc_tensor *y2 = fsvc_matmul(x, w);
+  fsvc_autocast_exit(inner);
+  fsvc_autocast_stats s = fsvc_autocast_get_stats();
+  CHECK(s.casts == 3 && s.cache_hits == 1 && s.cached == 1 && s.depth == 1);
+  CHECK(y1 && y2 && y1->dtype == FSVC_FLOAT16 && y1->grad_fn && y2->grad_fn);
+  int refs = w->refcount; /* ours, the two "to" nodes' edges, the cache's */
+  CHECK(refs == 4);
+  fsvc_autocast_exit(outer);
+  s = fsvc_autocast_get_stats();
+  CHECK(s.cached == 0 && s.depth == 0 && w->refcount == refs - 1 && !fsvc_autocast_enabled());
+  /* both uses give float32 gradients to w: 2 x (column sums of x = 3) */
+  fsvc_tensor *sum = fsvc_add(y1, y2);
+  fsvc_tensor *total = fsvc_sum(sum, 0, NULL, 0);
+  CHECK(total && fsvc_backward(total, NULL, 0) == 0);
+  CHECK(w->grad && w->grad->dtype == FSVC_FLOAT32);
+  if (w->grad) CHECK_NEAR(fsvc_get_flat(w->grad, 4), 6, 0);
+  fsvc_tensor_release(total);
+  fsvc_tensor_release(sum);
+  fsvc_tensor_release(y1);
+  fsvc_tensor_release(y2);
+  fsvc_tensor_release(x);
+  fsvc_tensor_release(w);
+}
+
 int main(void) {
   test_state();
+  test_cast_cache();
   test_autocast_before_dispatch();
   test_cpu_16bit();
   test_unscale_cpu();

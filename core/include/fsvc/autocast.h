@@ -9,6 +9,18 @@
  * is per thread; fsvc_backward turns it off while it runs (backward ops follow the forward's
  * dtypes, not the state at backward time).
  *
+ * The weight-cast cache (PyTorch's autocast cache). Inside a region (fsvc_autocast_enter ..
+ * fsvc_autocast_exit, what fsvc.autocast opens), the cast of a float32 leaf that requires grad (a
+ * parameter: requires_grad, no grad_fn) to a given dtype is made once and kept until the
+ * outermost region exits; a weight used by several ops of one forward is converted once. Every
+ * use still gets its own differentiable "to" node (sharing the cached 16-bit data), so gradients
+ * reach the float32 weight as float32 and add up in float32, exactly as without the cache, and a
+ * first use under no_grad does not leave later uses without gradients. Non-leaf tensors
+ * (activations, weight_norm's computed weights) and other dtypes are cast at every use. The
+ * cache holds a reference to each cached weight until it is cleared. Writing into a cached weight
+ * in place inside the region is not seen (PyTorch's caveat): fsvc.optim's step() clears the
+ * cache, anything else should call fsvc_autocast_clear_cache afterwards.
+ *
  * float16/bfloat16 on the CPU. The CPU has no 16-bit kernels: an op given a float16/bfloat16
  * CPU tensor casts it to float32 (differentiably), runs its float32 kernel (float32 accumulation,
  * as the GPU's 16-bit GEMMs do) and rounds the result to the 16-bit dtype. Its backward is the
@@ -22,7 +34,8 @@
 
 typedef struct {
   int enabled;
-  fsvc_dtype dtype; /* FSVC_FLOAT16 or FSVC_BFLOAT16 */
+  fsvc_dtype dtype;  /* FSVC_FLOAT16 or FSVC_BFLOAT16 */
+  int cache_enabled; /* use the weight-cast cache (inside a region; on by default) */
 } fsvc_autocast_state;
 
 /* The calling thread's state (off, float16 until set). */
@@ -34,6 +47,27 @@ fsvc_autocast_state fsvc_autocast_get(void);
 int fsvc_set_autocast(int enabled, fsvc_dtype dtype, fsvc_autocast_state *prev);
 /* Puts back a state returned by fsvc_autocast_get / fsvc_set_autocast (never fails). */
 void fsvc_autocast_restore(fsvc_autocast_state s);
+
+/* A region: sets the state as fsvc_set_autocast does (and cache_enabled) and counts one more
+ * level; returns 0, or -1 with an error (nothing changed). Every successful enter must be paired
+ * with one fsvc_autocast_exit(prev), innermost first: it restores prev and, when the outermost
+ * region ends, clears the weight-cast cache. */
+int fsvc_autocast_enter(int enabled, fsvc_dtype dtype, int cache_enabled,
+                        fsvc_autocast_state *prev);
+void fsvc_autocast_exit(fsvc_autocast_state prev);
+/* Drops every cached cast now (a weight was changed in place inside a region). */
+void fsvc_autocast_clear_cache(void);
+
+/* Counters of this thread, for tests and profiling: casts made by autocast (each a conversion
+ * kernel), casts served from the cache, entries now cached, and the open regions. */
+typedef struct {
+  int64_t casts;
+  int64_t cache_hits;
+  int cached;
+  int depth;
+} fsvc_autocast_stats;
+fsvc_autocast_stats fsvc_autocast_get_stats(void);
+void fsvc_autocast_reset_stats(void); /* zeroes casts and cache_hits */
 
 /* ---- the casts around an op (for core/ops and device backends) ------------------------------ */
 typedef enum {

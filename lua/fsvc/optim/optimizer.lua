@@ -102,6 +102,8 @@ function Optimizer:step(closure)
   fsvc.no_grad(function()
     for _, group in ipairs(self.param_groups) do self:update_group(group) end
   end)
+  -- a step inside an autocast region changed weights whose 16-bit casts may be cached
+  fsvc.clear_autocast_cache()
   return loss
 end
 
