@@ -50,6 +50,10 @@ local eligible = {
   end,
 }
 
+local eligible_names = {}
+for name in pairs(eligible) do eligible_names[#eligible_names + 1] = name end
+table.sort(eligible_names)
+
 describe("autocast state", function()
   it("is off by default, and fsvc.autocast scopes it and returns fn's results", function()
     assert.is_false(fsvc.autocast_enabled())
@@ -120,9 +124,13 @@ end)
 
 for _, dev in ipairs(devices) do
   describe("autocast on " .. dev, function()
-    for _, dt in ipairs(low_dtypes) do
-      for name, make in pairs(eligible) do
+    for di, dt in ipairs(low_dtypes) do
+      for ni, name in ipairs(eligible_names) do
+        local make = eligible[name]
         it(name .. " computes in " .. dt .. " and matches float32 within 1e-2", function()
+          -- seeded: the data must not depend on which specs ran before (a bfloat16 bias gradient
+          -- can come near the bound)
+          fsvc.manual_seed(100 * di + ni)
           local f, inputs = make(dev)
           local y = fsvc.autocast(dt, f)
           assert.are.equal(dt, y.dtype)
@@ -198,6 +206,196 @@ for _, dev in ipairs(devices) do
         assert.are.equal("float32", p.dtype)
         assert.are.equal("float32", p.grad.dtype)
       end
+    end)
+  end)
+end
+
+-- The weight-cast cache (PyTorch's autocast cache): inside the outermost fsvc.autocast region a
+-- float32 leaf that requires grad is cast to a dtype once; every use gets its own "to" node.
+local function live_bytes(dev)
+  collectgarbage()
+  collectgarbage()
+  return dev == "cpu" and fsvc.memory_allocated() or fsvc.cuda.memory_allocated()
+end
+
+-- counters since the last reset_autocast_stats()
+local function stats() return fsvc.autocast_stats() end
+
+for _, dev in ipairs(devices) do
+  describe("the autocast weight-cast cache on " .. dev, function()
+    before_each(function() fsvc.reset_autocast_stats() end)
+
+    it("casts a weight used twice in a region once (x is cast at each use)", function()
+      local w, b = leaf({ 6, 8 }, dev), leaf({ 6 }, dev)
+      local x1, x2 = fsvc.randn(3, 8):to(dev), fsvc.randn(3, 8):to(dev)
+      local inside
+      local y1, y2 = fsvc.autocast("float16", function()
+        local a, c = x1:linear(w, b), x2:linear(w, b)
+        inside = stats()
+        return a, c
+      end)
+      -- x1, w, b, x2: four conversions; the second linear found w and b cached
+      assert.are.same({ casts = 4, cache_hits = 2, cached = 2, depth = 1 }, inside)
+      assert.are.same({ casts = 4, cache_hits = 2, cached = 0, depth = 0 }, stats())
+      assert.are.equal("float16", y1.dtype)
+      assert.are.equal("float16", y2.dtype)
+      assert.are.equal(0, fsvc.max_abs_diff(y1:cpu(), x1:half():linear(w:half(), b:half()):cpu()))
+    end)
+
+    it("gives the gradients of the uncached path exactly (cache_enabled = false, manual casts)", function()
+      fsvc.manual_seed(21)
+      local lin = nn.Linear(12, 12)
+      if dev ~= "cpu" then lin:to(dev) end
+      local x = fsvc.randn(5, 12):to(dev)
+      local gy = fsvc.randn(5, 12):to(dev)
+      -- the weight is used three times: its gradient is the sum of three float16 products
+      local function loss_of(opts)
+        return fsvc.autocast(opts, function() return lin(lin(lin(x))) end):float()
+      end
+      local function grads(f)
+        lin:zero_grad(true)
+        fsvc.reset_autocast_stats()
+        f():backward(gy)
+        return lin.weight.grad:clone(), lin.bias.grad:clone(), stats()
+      end
+      local gw, gb, s = grads(function() return loss_of("float16") end)
+      assert.are.same({ 3, 4 }, { s.casts, s.cache_hits }) -- x, weight, bias; then 2 x 2 hits
+      local gw0, gb0, s0 = grads(function() return loss_of({ dtype = "float16", cache_enabled = false }) end)
+      assert.are.same({ 7, 0 }, { s0.casts, s0.cache_hits }) -- x, then weight and bias at each use
+      local wh, bh
+      local gw1, gb1 = grads(function()
+        return fsvc.autocast({ enabled = false }, function()
+          local h = x:half()
+          for _ = 1, 3 do
+            wh, bh = lin.weight:half(), lin.bias:half()
+            h = h:linear(wh, bh)
+          end
+          return h:float()
+        end)
+      end)
+      assert.are.equal("float32", gw.dtype)
+      assert.are.equal(0, fsvc.max_abs_diff(gw:cpu(), gw0:cpu()))
+      assert.are.equal(0, fsvc.max_abs_diff(gb:cpu(), gb0:cpu()))
+      assert.are.equal(0, fsvc.max_abs_diff(gw:cpu(), gw1:cpu()))
+      assert.are.equal(0, fsvc.max_abs_diff(gb:cpu(), gb1:cpu()))
+      -- a gradient accumulated over two backward passes, as without the cache
+      lin:zero_grad(true)
+      loss_of("float16"):backward(gy)
+      loss_of("float16"):backward(gy)
+      assert.is_true(fsvc.max_abs_diff(lin.weight.grad:cpu(), (gw * 2):cpu()) <= 1e-6 * gw:abs():max():item())
+    end)
+
+    it("serves a cached weight with its own graph node per use (a first use under no_grad too)", function()
+      local w = leaf({ 4, 4 }, dev)
+      local x = fsvc.randn(2, 4):to(dev)
+      local y = fsvc.autocast("float16", function()
+        local first = fsvc.no_grad(function() return x:matmul(w) end)
+        assert.is_nil(first.grad_fn)
+        return x:matmul(w) -- cached, and still differentiable
+      end)
+      assert.are.same({ 1, 3 }, { stats().cache_hits, stats().casts }) -- x twice, w once
+      y:float():sum():backward()
+      assert.are.equal("float32", w.grad.dtype)
+      local ref = x:t():matmul(fsvc.ones(2, 4):to(dev))
+      assert.is_true(rel(w.grad, ref) < 1e-2)
+    end)
+
+    it("does not cache activations, non-leaf weights, float64 or plain set_autocast", function()
+      local w = leaf({ 4, 4 }, dev)
+      local x = fsvc.randn(3, 4):to(dev)
+      fsvc.autocast("float16", function()
+        local wn = w * 1 -- computed from a parameter (as weight_norm's weight): has a grad_fn
+        x:matmul(wn); x:matmul(wn)
+        local d = leaf({ 4, 4 }, dev):double()
+        x:double():matmul(d)
+      end)
+      assert.are.same({ 4, 0 }, { stats().casts, stats().cache_hits }) -- x and wn, twice each
+      -- the low-level toggle opens no region: nothing is cached, nothing to clear
+      fsvc.reset_autocast_stats()
+      fsvc.set_autocast(true, "float16")
+      local ok, err = pcall(function() x:matmul(w); x:matmul(w) end)
+      fsvc.set_autocast(false)
+      assert.is_true(ok, err)
+      assert.are.same({ casts = 4, cache_hits = 0, cached = 0, depth = 0 }, stats())
+    end)
+
+    it("is empty after the region, after an error inside it, and after coroutine.close", function()
+      local w = leaf({ 256, 256 }, dev)
+      local x = fsvc.randn(2, 256):to(dev)
+      local base = live_bytes(dev)
+      fsvc.autocast("bfloat16", function() x:matmul(w); x:matmul(w) end)
+      assert.are.same({ cached = 0, depth = 0 }, { cached = stats().cached, depth = stats().depth })
+      assert.are.equal(base, live_bytes(dev)) -- the cached bfloat16 copy is released
+      local err = error_of(fsvc.autocast, "float16", function()
+        fsvc.autocast("float16", function()
+          x:matmul(w)
+          assert.are.equal(1, stats().cached)
+          error("failure inside the region")
+        end)
+      end)
+      assert.truthy(err:find("failure inside the region", 1, true), err)
+      assert.are.same({ cached = 0, depth = 0 }, { cached = stats().cached, depth = stats().depth })
+      assert.is_false(fsvc.autocast_enabled())
+      assert.are.equal(base, live_bytes(dev))
+      -- a coroutine suspended inside a region and then closed ends the region too
+      local co = coroutine.create(function()
+        fsvc.autocast("float16", function() x:matmul(w); coroutine.yield() end)
+      end)
+      assert.is_true(coroutine.resume(co))
+      assert.are.same({ 1, 1 }, { stats().cached, stats().depth })
+      assert.is_true(coroutine.close(co))
+      assert.are.same({ 0, 0 }, { stats().cached, stats().depth })
+      assert.is_false(fsvc.autocast_enabled())
+      assert.are.equal(base, live_bytes(dev))
+    end)
+
+    it("is shared by nested regions and kept until the outermost one ends", function()
+      local w = leaf({ 4, 4 }, dev)
+      local x = fsvc.randn(3, 4):to(dev)
+      fsvc.autocast("float16", function()
+        x:matmul(w)
+        fsvc.autocast("float16", function()
+          x:matmul(w) -- the outer region's cast
+          assert.are.same({ 1, 1, 2 }, { stats().cache_hits, stats().cached, stats().depth })
+          fsvc.autocast("bfloat16", function() x:matmul(w) end) -- another dtype: a second entry
+          assert.are.equal(2, stats().cached)
+          fsvc.autocast({ dtype = "float16", cache_enabled = false }, function() x:matmul(w) end)
+          assert.are.equal(1, stats().cache_hits) -- not looked up with the cache disabled
+        end)
+        assert.are.same({ 2, 1 }, { stats().cached, stats().depth })
+        x:matmul(w)
+        assert.are.equal(2, stats().cache_hits)
+      end)
+      -- x: 5 times; w: float16 once, bfloat16 once, once uncached
+      assert.are.same({ casts = 8, cache_hits = 2, cached = 0, depth = 0 }, stats())
+    end)
+
+    it("is cleared by an optimiser step, so weights changed inside a region are cast again", function()
+      fsvc.manual_seed(22)
+      local lin = nn.Linear(6, 3)
+      if dev ~= "cpu" then lin:to(dev) end
+      local opt = optim.SGD(lin:parameters(), { lr = 0.5 })
+      local x = fsvc.randn(4, 6):to(dev)
+      local after
+      fsvc.autocast("float16", function()
+        lin(x):float():sum():backward()
+        assert.are.equal(2, stats().cached)
+        opt:step()
+        assert.are.equal(0, stats().cached)
+        after = lin(x)
+      end)
+      local want = x:linear(lin.weight, lin.bias) -- the stepped weights
+      assert.is_true(rel(after, want) < 1e-2)
+      assert.are.equal(0, fsvc.max_abs_diff(after:cpu(),
+        fsvc.autocast({ dtype = "float16", cache_enabled = false }, function() return lin(x) end):cpu()))
+      -- fsvc.clear_autocast_cache() after other in-place writes
+      fsvc.autocast("float16", function()
+        lin(x)
+        fsvc.clear_autocast_cache()
+        assert.are.equal(0, stats().cached)
+        lin(x)
+        assert.are.equal(2, stats().cached)
+      end)
     end)
   end)
 end
