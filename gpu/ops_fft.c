@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "gpu_ops.h"
+#include "dsp/dsp_internal.h"
 #include "fsvc/dsp.h"
 
 /* The CPU emulation (gpu/emu, FSVC_CUDA=EMULATE) defines this and serves its own cuFFT; in a real
@@ -172,7 +173,10 @@ static int run_fft(const char *op, int inverse, fsvc_dtype dt, int64_t n, int64_
 
 /* ---- rfft with autograd --------------------------------------------------------------------- */
 /* H = G * c with c = 1/2 on bins 1..ceil(n/2)-1 and, on the edge bins, 1 for the real part and 0
- * for the imaginary part (which the transform cannot see; cuFFT's C2R leaves it undefined). */
+ * for the imaginary part (which the transform cannot see; cuFFT's C2R leaves it undefined).
+ * c is a shared device constant (core/dsp's cache by content): uploaded once per size and dtype,
+ * so the backward waits for no copy and can be captured in a CUDA graph (a training step's
+ * log-mel loss), which refuses a copy from host memory. */
 static fsvc_tensor *adjoint_weights(int64_t n, fsvc_dtype dt, fsvc_device dev) {
   const int64_t nb = n / 2 + 1;
   int64_t shape[2] = {nb, 2};
@@ -186,7 +190,7 @@ static fsvc_tensor *adjoint_weights(int64_t n, fsvc_dtype dt, fsvc_device dev) {
   }
   fsvc_tensor *wt = fsvc_to_dtype_raw(w, dt);
   fsvc_tensor_release(w);
-  fsvc_tensor *out = wt ? fsvc_to_device_raw(wt, dev) : NULL;
+  fsvc_tensor *out = wt ? dsp_device_constant(wt, dev) : NULL;
   fsvc_tensor_release(wt);
   return out;
 }
