@@ -24,7 +24,10 @@
 -- warm-up, one timed repetition, the convert step on 1 s: a check that every step runs (about
 -- 40 s on a 2-core CPU, most of it the 91 M-parameter discriminator), not a measurement.
 --
--- On CUDA: fsvc.cuda.synchronize() around each timed repetition; the DSP (the log-mel loss, the
+-- On CUDA: after the rows, the host launches of one eager step of each ("launches per step:
+-- key=kernels+library calls", fsvc.cuda.launch_counts) and the convolution choices the steps made
+-- (each pass and shape: im2col or cuDNN, both timings; docs/cuda.md "Convolutions"); set
+-- FSVC_CONV_BACKEND=im2col|cudnn to force one. fsvc.cuda.synchronize() around each timed repetition; the DSP (the log-mel loss, the
 -- encoders' spectrogram, energy, the harmonic oscillator, the pitch helpers) runs on the device
 -- through fsvc.dsp's device paths; --host-dsp sends every DSP call through the host instead. The
 -- table's last column says which DSP calls went through the host (none, unless --host-dsp).
@@ -217,6 +220,7 @@ local function time_graph(graph_build)
   return ms, n
 end
 
+local launches = {} -- "key=kernels+library calls" of one eager step, on CUDA
 local function run(key, label, anchor, goal, build, graph_build)
   if only and not only[key] then return end
   local ok, step = pcall(build)
@@ -224,6 +228,14 @@ local function run(key, label, anchor, goal, build, graph_build)
   if ok then
     local okt, a, b, c = pcall(time_step, step)
     if okt then ms, n, via = a, b, c else note = tostring(a):match("[^\n]*") end
+    if okt and cuda then -- one more step, counting its launches (the timed ones include the tuning)
+      local c0 = fsvc.cuda.launch_counts()
+      if pcall(step) then
+        local c1 = fsvc.cuda.launch_counts()
+        launches[#launches + 1] = string.format("%s=%d+%d", key, c1.kernels - c0.kernels,
+          c1.library_calls - c0.library_calls)
+      end
+    end
   else
     note = tostring(step):match("[^\n]*")
   end
@@ -462,6 +474,29 @@ if cuda then
   print(string.format("memory_stats: allocated %.1f MB, reserved %.1f MB, peak %.1f MB, %d cudaMalloc, "
     .. "%d allocations, %d cache hits", s.allocated / 2 ^ 20, s.reserved / 2 ^ 20, s.peak_allocated / 2 ^ 20,
     s.num_cuda_malloc, s.num_alloc, s.num_cache_hits))
+  -- host launches of one eager step: our kernels + cuBLAS/cuFFT/cuDNN calls (each one or more)
+  print("launches per step: " .. table.concat(launches, " "))
+  -- which implementation each convolution pass of the steps chose (docs/cuda.md "Convolutions")
+  local choices = fsvc.cuda.conv_choices()
+  local n_cudnn, t_chosen, t_im2col = 0, 0, 0
+  print(string.format("conv backend %s: %d (pass, shape) choices; cuDNN %s", fsvc.cuda.get_conv_backend(), #choices,
+    fsvc.cuda.cudnn_is_available() and ("version " .. fsvc.cuda.cudnn_version())
+    or ("unavailable: " .. fsvc.cuda.cudnn_unavailable_reason())))
+  print(string.format("  %-15s %-8s %5s %5s %5s %7s %7s %3s %3s %3s %3s  %-7s %9s %9s  %s", "pass", "dtype", "B",
+    "Cin", "Cout", "T", "Tout", "K", "s", "d", "g", "chose", "im2col ms", "cuDNN ms", "note"))
+  for _, c in ipairs(choices) do
+    if c.backend == "cudnn" then n_cudnn = n_cudnn + 1 end
+    if c.im2col_ms then
+      t_im2col = t_im2col + c.im2col_ms
+      t_chosen = t_chosen + (c.backend == "cudnn" and c.cudnn_ms or c.im2col_ms)
+    end
+    print(string.format("  %-15s %-8s %5d %5d %5d %7d %7d %3d %3d %3d %3d  %-7s %9s %9s  %s", c.pass, c.dtype,
+      c.batch, c.in_channels, c.out_channels, c.length, c.out_length, c.kernel, c.stride, c.dilation, c.groups,
+      c.backend, c.im2col_ms and string.format("%.3f", c.im2col_ms) or "-",
+      c.cudnn_ms and string.format("%.3f", c.cudnn_ms) or "-", c.note))
+  end
+  print(string.format("conv summary: cuDNN chosen for %d of %d; one call of each timed pass: %.2f ms as "
+    .. "chosen, %.2f ms with im2col everywhere", n_cudnn, #choices, t_chosen, t_im2col))
 end
 -- one line for logs and scripts (spec/gpu/device_check.sh puts it in its summary)
 local parts = {}
