@@ -32,13 +32,17 @@
 -- through fsvc.dsp's device paths; --host-dsp sends every DSP call through the host instead. The
 -- table's last column says which DSP calls went through the host (none, unless --host-dsp).
 --
--- --graph (CUDA): the decoder, pitch-estimator and streaming steps are also captured as CUDA
--- graphs (docs/cuda.md "CUDA graphs": gradients set to nil at the start of the captured function,
--- AdamW with capturable = true) and their replays timed in a "graph ms" column. The training
--- graphs' two warm-ups are real steps; the pitch row's augmentation runs eagerly
--- and is written into the graph's static input before each replay (it draws from the CPU
--- generator), and its loss is the same weighted cross-entropy computed from a weighted one-hot
--- target (cross_entropy's gather checks its indices on the host, which a capture refuses). A step
+-- --graph (CUDA): the decoder, discriminator, pitch-estimator and streaming steps are also
+-- captured as CUDA graphs (docs/cuda.md "CUDA graphs": gradients set to nil at the start of the
+-- captured function, AdamW with capturable = true, clip_grad_norm_ with sync = false so that the
+-- norm stays on the device) and their replays timed in a "graph ms" column. The decoder's source
+-- noise, which Decoder:generate_source draws from the CPU generator and uploads, comes in the
+-- graphs from a static device buffer refilled with the same draws before each replay (an upload
+-- cannot be captured; static_source_noise). The training graphs' two warm-ups are real steps;
+-- the pitch row's augmentation runs eagerly and is written into the graph's static input before
+-- each replay (it draws from the CPU generator), and its loss is the same weighted cross-entropy
+-- computed from a weighted one-hot target (written when cross_entropy's gather checked its
+-- indices on the host, which a capture refuses). A step
 -- that cannot be captured (a host round trip, a host synchronisation) says "graph: not capturable
 -- (<reason>)" in its row instead; one whose eager run made DSP host round trips is not tried (its
 -- warm-ups would be spent on a capture that can only fail).
@@ -284,6 +288,30 @@ local function grads_to_nil(params)
   for _, p in ipairs(params) do p.grad = nil end
 end
 
+-- Decoder:generate_source draws the source's noise channel from the CPU generator and uploads it
+-- (so that a seed gives the same source on every device); an upload cannot be captured. For a
+-- graph, dec gets a generate_source that takes the noise from a static device buffer instead (the
+-- same method otherwise: keep it in step with modules/decoder.lua); the returned refill() draws
+-- the next noise from the CPU generator into that buffer, to be called before each replay.
+local function static_source_noise(dec)
+  local noise
+  dec.generate_source = function(self, p)
+    local h = fsvc.dsp.oscillate_harmonics(p, self.frame_size, self.sample_rate, self.num_harmonics,
+      { min_frequency = self.config.min_frequency })
+    -- made by the first (warm-up) call, outside the capture
+    if not noise then noise = fsvc.randn({ p.shape[1], 1, h.shape[3] }, { dtype = h.dtype }):to(h.device) end
+    return fsvc.cat({ h, noise }, 1)
+  end
+  return function()
+    if noise then noise:copy_(fsvc.randn(noise.shape, { dtype = noise.dtype }):to(noise.device)) end
+  end
+end
+
+-- clip_grad_norm_ that a capture accepts: the norm stays a 0-d CUDA tensor (no host read)
+local function clip_on_device(params, max_norm)
+  return fsvc.nn.utils.clip_grad_norm_(params, max_norm, 2, { sync = false })
+end
+
 local AdamW = fsvc.optim.AdamW
 local clip = fsvc.nn.utils.clip_grad_norm_
 
@@ -322,15 +350,20 @@ run("decoder", "decoder + log-mel", 35.9, 18, function()
 end, function()
   local ce, dec, opt, wave, f0 = decoder_setup(true)
   local params = dec:parameters()
-  return capture(function()
+  local refill = static_source_noise(dec)
+  local replay = capture(function()
     grads_to_nil(params)
     local fake = generator_forward(ce, dec, wave, f0)
     local loss = losses.log_mel(fake, wave)
     loss:backward()
-    clip(params, 1.0)
+    clip_on_device(params, 1.0)
     opt:step()
     return loss
   end)
+  return function()
+    refill()
+    replay()
+  end
 end)
 
 -- ---- (b) + the discriminator ------------------------------------------------------------------
@@ -356,6 +389,36 @@ run("discriminator", "+ discriminator", 146.6, 75, function()
     loss_d:backward()
     clip(disc:parameters(), 1.0)
     opt_d:step()
+  end
+end, function()
+  local ce, dec, opt_g, wave, f0 = decoder_setup(true)
+  local disc = Discriminator {}
+  disc:to(device)
+  local opt_d = AdamW(disc:parameters(), { lr = 1e-4, betas = { 0.8, 0.99 }, capturable = true })
+  local gparams, dparams = dec:parameters(), disc:parameters()
+  local n = math.min(10000, L)
+  local start = (L - n) // 2
+  local refill = static_source_noise(dec)
+  local replay = capture(function()
+    grads_to_nil(gparams)
+    local fake = generator_forward(ce, dec, wave, f0)
+    local fake_c, real_c = fake:narrow(1, start, n), wave:narrow(1, start, n)
+    local loss_g = losses.log_mel(fake, wave) * 2.5 + losses.generator_adversarial((disc(fake_c)))
+    loss_g:backward()
+    clip_on_device(gparams, 1.0)
+    opt_g:step()
+    grads_to_nil(dparams) -- the generator's backward reached the discriminator too (zero_grad)
+    local real_logits = disc(real_c)
+    local fake_logits = disc(fake_c:detach())
+    local loss_d = losses.discriminator_adversarial(real_logits, fake_logits)
+    loss_d:backward()
+    clip_on_device(dparams, 1.0)
+    opt_d:step()
+    return loss_g, loss_d
+  end)
+  return function()
+    refill()
+    replay()
   end
 end)
 
@@ -453,14 +516,19 @@ run("stream", "streaming step", 12.1, 1, function()
 end, function()
   local cv, target, buffer, fade_in, prev_tail = stream_setup()
   local chunk, nbuf = STREAM_CHUNK, STREAM_NBUF
+  local refill = static_source_noise(cv.decoder)
   -- buffer (the input) and prev_tail (carried between steps) are static: copy_ keeps their memory
-  return capture(function()
+  local replay = capture(function()
     local y = fsvc.no_grad(function() return cv:convert(buffer, target) end)
     local cur = y:narrow(1, (nbuf - 2) * chunk, chunk)
     local out = cur * fade_in + prev_tail * (1 - fade_in)
     prev_tail:copy_(y:narrow(1, (nbuf - 1) * chunk, chunk))
     return out
   end)
+  return function()
+    refill()
+    replay()
+  end
 end)
 
 restore_dsp()
