@@ -266,3 +266,70 @@ describe("optimiser steps in CUDA graphs", function()
     assert.are.equal(n, dopt.state[dev_ps[1]].step:item())
   end)
 end)
+describe("two optimisers in one graph", function()
+  -- a GAN iteration as spec/bench/bench_train.lua --graph captures it: the generator's update
+  -- (its loss through the discriminator), then the discriminator's, each with gradient clipping
+  -- that keeps the norm on the device (sync = false) and a capturable AdamW; weight_norm and
+  -- spectral_norm layers (the discriminator's power iteration updates its buffers in the graph)
+  it("replays generator and discriminator updates as eager CPU steps", function()
+    local function make(device)
+      fsvc.manual_seed(31)
+      local G = nn.Sequential(nn.utils.weight_norm(nn.Conv1d(2, 6, 3, { padding = 1 })), nn.LeakyReLU(0.1),
+        nn.Conv1d(6, 1, 3, { padding = 1 }))
+      local D = nn.Sequential(nn.utils.spectral_norm(nn.Conv1d(1, 4, 5, { padding = 2, stride = 2 })),
+        nn.LeakyReLU(0.1), nn.utils.weight_norm(nn.Conv1d(4, 1, 3, { padding = 1 })))
+      if device ~= "cpu" then G:to(device); D:to(device) end
+      return G, D
+    end
+    local function step(G, D, opt_g, opt_d, z, real, sync)
+      for _, p in ipairs(G:parameters()) do p.grad = nil end
+      local fake = G(z)
+      local loss_g = (D(fake) - 1):pow(2):mean() + (fake - real):pow(2):mean()
+      loss_g:backward()
+      nn.utils.clip_grad_norm_(G:parameters(), 0.05, 2, { sync = sync })
+      opt_g:step()
+      for _, p in ipairs(D:parameters()) do p.grad = nil end -- the generator's backward reached D
+      local loss_d = (D(real) - 1):pow(2):mean() + D(fake:detach()):pow(2):mean()
+      loss_d:backward()
+      nn.utils.clip_grad_norm_(D:parameters(), 0.05, 2, { sync = sync })
+      opt_d:step()
+      return loss_g, loss_d
+    end
+    local n = 4
+    fsvc.manual_seed(32)
+    local zs, reals = {}, {}
+    for t = 1, n do zs[t], reals[t] = fsvc.randn({ 2, 2, 32 }), fsvc.randn({ 2, 1, 32 }) end
+
+    local Gc, Dc = make("cpu")
+    local og = optim.AdamW(Gc:parameters(), { lr = 1e-2, betas = { 0.8, 0.99 } })
+    local od = optim.AdamW(Dc:parameters(), { lr = 1e-2, betas = { 0.8, 0.99 } })
+    local want = {}
+    for t = 0, n do -- t = 0 and 1: the two warm-ups, both on the first batch
+      local k = math.max(t, 1)
+      local lg, ld = step(Gc, Dc, og, od, zs[k], reals[k], true)
+      want[t] = { lg:item(), ld:item() }
+    end
+
+    local G, D = make("cuda")
+    local dog = optim.AdamW(G:parameters(), { lr = 1e-2, betas = { 0.8, 0.99 }, capturable = true })
+    local dod = optim.AdamW(D:parameters(), { lr = 1e-2, betas = { 0.8, 0.99 }, capturable = true })
+    local z, real = zs[1]:cuda(), reals[1]:cuda()
+    local g, lg, ld = fsvc.cuda.graph(function() return step(G, D, dog, dod, z, real, false) end, { warmup = 2 })
+    for t = 2, n do
+      z:copy_(zs[t]:cuda())
+      real:copy_(reals[t]:cuda())
+      g:replay()
+      for i, got in ipairs({ lg:item(), ld:item() }) do
+        assert(math.abs(got - want[t][i]) <= 1e-5 * math.max(1, math.abs(want[t][i])),
+          string.format("step %d: loss %d %.9g, CPU %.9g", t, i, got, want[t][i]))
+      end
+    end
+    for _, pair in ipairs({ { G, Gc }, { D, Dc } }) do
+      local dev_ps, cpu_ps = pair[1]:parameters(), pair[2]:parameters()
+      for i, p in ipairs(dev_ps) do
+        assert(max_rel(p, cpu_ps[i]) < 1e-5, string.format("parameter %d: %g from the CPU", i, max_rel(p, cpu_ps[i])))
+      end
+    end
+    assert.are.equal(n + 1, dod.state[D:parameters()[1]].step:item())
+  end)
+end)
