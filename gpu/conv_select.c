@@ -19,10 +19,6 @@
 #include "conv.h"
 #include "gpu_ops.h"
 
-void *fsvc_gpu_event_record(void);
-double fsvc_gpu_event_elapsed_ms(void *start, void *end);
-void fsvc_gpu_event_destroy(void *e);
-
 static pthread_mutex_t table_mutex = PTHREAD_MUTEX_INITIALIZER;
 static fsvc_gpu_conv_choice *choices;
 static int n_choices, cap_choices;
@@ -165,7 +161,6 @@ static int tune(fsvc_gpu_conv_pass pass, const fsvc_gpu_conv_geom *c, fsvc_dtype
     }
   }
   ch.use_cudnn = ch.cudnn_ms >= 0 && ch.cudnn_ms < ch.im2col_ms;
-  if (!ch.use_cudnn) ch.cudnn_algo = ch.cudnn_ms >= 0 ? ch.cudnn_algo : -1;
   record(&ch);
   /* the last timed call may have been a refused or slower algorithm: compute the result once more */
   return run_one(ch.use_cudnn ? ch.cudnn_algo : -2, pass, c, dt, in0, in1, out, dev) == 0 ? 0 : -1;

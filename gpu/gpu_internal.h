@@ -43,6 +43,10 @@ int fsvc_gpu_synchronize(void);
 void *fsvc_gpu_count_launch(void *stream);
 void fsvc_gpu_count_library_call(void);
 void fsvc_gpu_launch_counts(int64_t *kernels, int64_t *library_calls);
+/* events on the current stream (runtime.c): elapsed_ms waits for `end`; -1 on failure */
+void *fsvc_gpu_event_record(void);
+double fsvc_gpu_event_elapsed_ms(void *start, void *end);
+void fsvc_gpu_event_destroy(void *e);
 /* sets "what: CUDA error <name>: <message>" and returns -1 when code != 0 */
 int fsvc_gpu_check(int code, const char *what);
 /* checks the last launch (cudaGetLastError) */

@@ -36,9 +36,6 @@
 #include "../gpu/gpu_internal.h"
 int fsvc_gpu_clip_grad_norm_(int n, fsvc_tensor **grads, double max_norm, double *total,
                              fsvc_tensor **total_dev);
-void *fsvc_gpu_event_record(void);
-double fsvc_gpu_event_elapsed_ms(void *start, void *end);
-void fsvc_gpu_event_destroy(void *e);
 void *fsvc_gpu_stream_create(void);
 void fsvc_gpu_stream_destroy(void *s);
 int fsvc_gpu_stream_synchronize(void *s);
