@@ -19,8 +19,8 @@
  *   dsp.StreamSTFT{n_fft, hop_length, win_length, window, center=false, pad_mode, onesided}
  *       :process(chunk) :flush() :reset()
  *   dsp.pitch_shift(f0, semitones)  dsp.freq2id(f0)  dsp.id2freq(ids, {dtype})  dsp.interpolate_f0(f0, n)
- * rfft, stft, magnitude, spectrogram, mel_spectrogram, the two losses, energy,
- * oscillate_harmonics and the four pitch helpers take CUDA tensors too; the others (istft, the
+ * rfft, stft, istft, magnitude, spectrogram, mel_spectrogram, the two losses, energy,
+ * oscillate_harmonics and the four pitch helpers take CUDA tensors too; the others (the
  * streaming objects' process, resample, harvest, dio) raise for them ("... runs on the CPU only
  * for now").
  *   dsp.resample(x, from, to)       [..., L] -> [..., L'] (libsoxr, not differentiable)
@@ -58,9 +58,10 @@ static fsvc_tensor *opt_field_tensor(lua_State *L, int idx, const char *key, con
   }
   if (!fsvc_lua_is_tensor(L, -1))
     fsvc_lua_raisef(L, "%s: option '%s' must be a tensor, got %s", op, key, luaL_typename(L, -1));
-  /* stft reads its window through a host copy; istft and StreamSTFT run on the CPU only */
-  fsvc_tensor *t = strcmp(op, "stft") == 0 ? fsvc_lua_check_tensor(L, -1, op, key)
-                                           : fsvc_lua_check_cpu_tensor(L, -1, op, key);
+  /* stft and istft read their window through a host copy; StreamSTFT runs on the CPU only */
+  fsvc_tensor *t = strcmp(op, "stft") == 0 || strcmp(op, "istft") == 0
+                       ? fsvc_lua_check_tensor(L, -1, op, key)
+                       : fsvc_lua_check_cpu_tensor(L, -1, op, key);
   lua_pop(L, 1); /* still referenced by the options table */
   return t;
 }
@@ -112,7 +113,7 @@ static int l_stft(lua_State *L) {
 }
 
 static int l_istft(lua_State *L) {
-  fsvc_tensor *s = fsvc_lua_check_cpu_tensor(L, 1, "istft", "input");
+  fsvc_tensor *s = fsvc_lua_check_tensor(L, 1, "istft", "input");
   fsvc_stft_options o;
   check_stft_options(L, 2, "istft", &o, 1);
   int64_t length = fsvc_lua_opt_field_int(L, 2, "length", 0, "istft");

@@ -139,6 +139,53 @@ describe("dsp on cuda", function()
             { fsvc.randn({ 2, 4000 }, { dtype = "float64" }) }, "float32", "stft 1024")
   end)
 
+  it("istft matches the CPU (values and the spectrum's gradient) for every padding and length", function()
+    -- random spectra, not stft outputs: istft of any spectrum (imaginary parts of bins 0 and
+    -- n/2 included, which it ignores) must agree, and so must the gradient that reaches them
+    fsvc.manual_seed(21)
+    local cases = {
+      { n_fft = 16, hop_length = 4, T = 9 },
+      { n_fft = 15, hop_length = 5, T = 7 },                       -- odd n_fft: no Nyquist bin
+      { n_fft = 16, hop_length = 4, T = 9, center = false,        -- Hann's w[0] = 0 fails NOLA here
+        window = fsvc.rand({ 16 }, { dtype = "float64" }) + 0.5 },
+      { n_fft = 16, hop_length = 4, T = 9, length = 50 },          -- longer than the frames give
+      { n_fft = 16, hop_length = 4, T = 9, length = 13 },          -- cropped
+      { n_fft = 16, hop_length = 4, win_length = 10, T = 6 },      -- window padded to n_fft
+      { n_fft = 8, hop_length = 8, T = 5, window = fsvc.ones({ 8 }) }, -- hop = n_fft
+    }
+    for _, c in ipairs(cases) do
+      local o = { n_fft = c.n_fft, hop_length = c.hop_length, win_length = c.win_length,
+                  center = c.center, length = c.length, window = c.window }
+      for _, dt in ipairs(dtypes) do
+        local what = string.format("istft n_fft=%d hop=%d T=%d len=%s center=%s", c.n_fft,
+                                   c.hop_length, c.T, tostring(c.length), tostring(c.center))
+        compare(function(s) return dsp.istft(s, o) end,
+                { fsvc.randn({ 2, c.n_fft // 2 + 1, c.T, 2 }, { dtype = "float64" }) }, dt, what)
+      end
+    end
+    compare(function(s) return dsp.istft(s, { n_fft = 16, hop_length = 4 }) end,
+            { fsvc.randn({ 9, 6, 2 }, { dtype = "float64" }) }, "float64", "istft [F, T, 2]")
+    compare(function(s) return dsp.istft(s:transpose(1, 2), { n_fft = 16, hop_length = 4 }) end,
+            { fsvc.randn({ 2, 6, 9, 2 }, { dtype = "float64" }) }, "float64", "istft strided")
+    local w = fsvc.rand({ 12 }, { dtype = "float64" }) + 0.5
+    compare(function(s) return dsp.istft(s, { n_fft = 12, hop_length = 3, window = w:to(s.device) }) end,
+            { fsvc.randn({ 1, 7, 8, 2 }, { dtype = "float64" }) }, "float64", "istft window on the device")
+    compare(function(s) return dsp.istft(s, { n_fft = 1024, hop_length = 256 }) end,
+            { fsvc.randn({ 2, 513, 12, 2 }, { dtype = "float64" }) }, "float32", "istft 1024")
+  end)
+
+  it("istft inverts stft on CUDA, also under autocast (float32 result)", function()
+    fsvc.manual_seed(22)
+    local x = fsvc.randn({ 2, 3000 }):cuda()
+    local o = { n_fft = 512, hop_length = 128 }
+    local y = dsp.istft(dsp.stft(x, o), { n_fft = 512, hop_length = 128, length = 3000 })
+    assert.are.equal("cuda:0", y.device)
+    assert(rel_err(y, x) <= 1e-5, "istft(stft(x)) differs from x by " .. rel_err(y, x))
+    local z = fsvc.autocast("float16", function() return dsp.istft(dsp.stft(x, o), o) end)
+    assert.are.equal("float32", z.dtype)
+    assert(rel_err(z, y:narrow(1, 0, z.shape[2])) <= 1e-5, "autocast changed istft")
+  end)
+
   it("magnitude matches the CPU, gradient 0 where |X| = 0", function()
     fsvc.manual_seed(4)
     for _, p in ipairs({ 1, 2, 0.5, 3 }) do
@@ -222,10 +269,10 @@ describe("dsp on cuda", function()
 
   it("keeps the CPU-only functions and mixed devices to clear errors", function()
     local x = fsvc.randn({ 2, 64 }):cuda()
-    local s = dsp.stft(x, { n_fft = 16, hop_length = 4 })
-    local ok, err = pcall(dsp.istft, s, { n_fft = 16, hop_length = 4 })
+    local sst = dsp.StreamSTFT({ n_fft = 16, hop_length = 4 })
+    local ok, err = pcall(sst.process, sst, x)
     assert.is_false(ok)
-    assert.truthy(tostring(err):find("istft", 1, true), err)
+    assert.truthy(tostring(err):find("CPU", 1, true), err)
     ok, err = pcall(dsp.log_mel_loss, fsvc.randn({ 1, 1200 }):cuda(), fsvc.randn({ 1, 1200 }))
     assert.is_false(ok)
     assert.truthy(tostring(err):find("different devices", 1, true), err)

@@ -3,8 +3,7 @@
 -- spec/gradcheck/*.lua run on the CPU and on the GPU from the same inputs, values and gradients
 -- compared (float64: 1e-9, float32: 1e-5 normwise relative; TF32 matmuls: 1e-3), then the
 -- allocator, the RNG, the fused optimiser and device moves.
--- "dsp": the STFT family on cuFFT (cases marked cuda = false, istft, have no CUDA path; more DSP
--- parity in spec/cuda_dsp_spec.lua)
+-- "dsp": the STFT family on cuFFT (more DSP parity in spec/cuda_dsp_spec.lua)
 local areas = { "elementwise", "reduce", "shape", "nn", "autograd", "dsp" }
 
 if not fsvc.cuda.is_available() then
@@ -66,7 +65,7 @@ local function load_cases()
       f:close()
       for i, case in ipairs(dofile(path)) do
         case.name = string.format("%s #%d (%s)", case.op, i, area)
-        if case.cuda ~= false then all[#all + 1] = case end
+        all[#all + 1] = case
       end
     end
   end

@@ -11,12 +11,14 @@
  *            the CPU) instead of the NaN that sqrt'(0) * 0 would give.
  * The graph differs from the CPU's single "stft"/"magnitude" nodes; the values and gradients are
  * the same (spec/cuda_dsp_spec.lua). */
+#include <math.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "dsp_internal.h"
+#include "fsvc/autocast.h"
 #include "fsvc/device.h"
 #include "fsvc/error.h"
 #include "fsvc/ops.h"
@@ -221,4 +223,84 @@ fsvc_tensor *dsp_zero_nonfinite_device(fsvc_tensor *a) {
   fsvc_tensor_release(finite);
   fsvc_tensor_release(a);
   return out;
+}
+
+/* istft on a device: the inverse real DFT of every frame, the window and the overlap-add are one
+ * transposed convolution. The spectrum [B, F, T, 2] becomes 2F input channels [B, 2F, T] (real
+ * and imaginary part of each bin) and the kernel [2F, 1, n] holds
+ *     W[2f, 0, k] = c_f w[k] / n cos(2 pi f k / n),   W[2f+1, 0, k] = -c_f w[k] / n sin(2 pi f k / n)
+ * with c_f = 2 for the bins that stand for a conjugate pair and 1 for bin 0 (and bin n/2 for even
+ * n), which is irfft's sum over the Hermitian extension; the sine of bins 0 and n/2 vanishes, so
+ * their imaginary parts are ignored as irfft ignores them. Stride hop gives the overlap-add
+ * [B, 1, avail]; then the crop [start, start + length) divided by the window envelope, zeros
+ * past the signal's end. The kernel is built on the device from small cached vectors (no upload
+ * per call, capturable); the gradient is conv_transpose1d's own. */
+/* The kernel [2F, 1, n] above, in dtype dt on dev, built from four small cached vectors. */
+static fsvc_tensor *istft_kernel_device(const dsp_stft_geometry *g, fsvc_dtype dt, fsvc_device dev) {
+  const int64_t n = g->n_fft, nb = n / 2 + 1;
+  double *host = calloc((size_t)(n + nb), sizeof(double)); /* bins [nb], then samples [n] */
+  if (!host) {
+    fsvc_set_error("istft: out of memory");
+    return NULL;
+  }
+  double *bins = host, *samples = host + nb;
+  /* angle[f, k] = f * (2 pi k / n); amplitude[f, k] = (c_f / n) * window[k] */
+  for (int64_t f = 0; f < nb; f++) bins[f] = (double)f;
+  for (int64_t k = 0; k < n; k++) samples[k] = 2.0 * M_PI * (double)k / (double)n;
+  fsvc_tensor *fv = dsp_host_vector_on(bins, nb, FSVC_FLOAT64, dev);
+  fsvc_tensor *kv = dsp_host_vector_on(samples, n, FSVC_FLOAT64, dev);
+  for (int64_t f = 0; f < nb; f++)
+    bins[f] = (f == 0 || (n % 2 == 0 && f == n / 2) ? 1.0 : 2.0) / (double)n;
+  fsvc_tensor *cv = dsp_host_vector_on(bins, nb, FSVC_FLOAT64, dev);
+  fsvc_tensor *wv = dsp_host_vector_on(g->window, n, FSVC_FLOAT64, dev);
+  free(host);
+  fsvc_tensor *fcol = fv ? fsvc_unsqueeze(fv, 1) : NULL, *ccol = cv ? fsvc_unsqueeze(cv, 1) : NULL;
+  fsvc_tensor *angle = fcol && kv ? fsvc_mul(fcol, kv) : NULL; /* [nb, n] */
+  fsvc_tensor *amp = ccol && wv ? fsvc_mul(ccol, wv) : NULL;   /* [nb, n] */
+  fsvc_tensor *cosw = angle && amp ? fsvc_cos(angle) : NULL;
+  fsvc_tensor *sinw = angle && amp ? fsvc_sin(angle) : NULL;
+  cosw = cosw ? step(cosw, fsvc_mul(cosw, amp)) : NULL;
+  sinw = sinw ? step(sinw, fsvc_mul(sinw, amp)) : NULL;
+  sinw = sinw ? step(sinw, fsvc_neg(sinw)) : NULL;
+  fsvc_tensor *w = cosw && sinw ? fsvc_stack(2, (fsvc_tensor *[]){cosw, sinw}, 1) : NULL; /* [nb, 2, n] */
+  fsvc_tensor *temps[] = {fv, cv, kv, wv, fcol, ccol, angle, amp, cosw, sinw};
+  for (size_t i = 0; i < sizeof temps / sizeof temps[0]; i++) fsvc_tensor_release(temps[i]);
+  int64_t wshape[3] = {2 * nb, 1, n};
+  if (w) w = step(w, fsvc_reshape(w, 3, wshape));
+  if (w) w = step(w, fsvc_to_dtype(w, dt));
+  return w;
+}
+
+fsvc_tensor *dsp_istft_device(const fsvc_tensor *spec, const dsp_stft_geometry *g, int64_t start,
+                              int64_t length, int64_t avail, const double *env) {
+  const fsvc_device dev = fsvc_tensor_device(spec);
+  const fsvc_dtype dt = spec->dtype;
+  const int64_t nb = g->n_fft / 2 + 1, B = g->B, T = g->T;
+  fsvc_autocast_state prev; /* the transform is exact float32/float64, not a 16-bit matmul */
+  fsvc_set_autocast(0, FSVC_FLOAT16, &prev);
+  fsvc_tensor *w = istft_kernel_device(g, dt, dev);
+  /* [B, F, T, 2] -> [B, F, 2, T] -> [B, 2F, T] */
+  fsvc_tensor *s = !w                ? NULL
+                   : spec->ndim == 3 ? fsvc_unsqueeze(spec, 0)
+                                     : fsvc_tensor_retain((fsvc_tensor *)spec);
+  if (s) s = step(s, fsvc_permute(s, (const int[]){0, 1, 3, 2}));
+  int64_t xshape[3] = {B, 2 * nb, T};
+  if (s) s = step(s, fsvc_reshape(s, 3, xshape));
+  fsvc_conv1d_params cp = {.stride = g->hop};
+  if (s) s = step(s, fsvc_conv_transpose1d(s, w, NULL, &cp, 0)); /* [B, 1, avail] */
+  fsvc_tensor_release(w);
+  if (s) s = step(s, fsvc_reshape(s, 2, (const int64_t[]){B, avail}));
+  const int64_t inside = avail - start < length ? avail - start : length;
+  if (s) s = step(s, fsvc_narrow(s, 1, start, inside));
+  fsvc_tensor *ev = s ? dsp_host_vector_on(env + start, inside, dt, dev) : NULL;
+  s = ev ? step(s, fsvc_div(s, ev)) : step(s, NULL);
+  fsvc_tensor_release(ev);
+  if (s && inside < length) { /* samples past the overlap-add's end are 0, as on the CPU */
+    int64_t pads[2] = {0, length - inside};
+    s = step(s, fsvc_pad(s, 2, pads, FSVC_PAD_CONSTANT, 0.0));
+  }
+  if (s && spec->ndim == 3) s = step(s, fsvc_select(s, 0, 0));
+  if (s) s = step(s, fsvc_contiguous(s));
+  fsvc_autocast_restore(prev);
+  return s;
 }

@@ -40,6 +40,10 @@ int dsp_stft_prepare(const fsvc_tensor *x, const fsvc_stft_options *o, dsp_stft_
  * mul, fsvc_rfft, cat, transpose, where, ...), so autograd needs nothing of its own. Arguments
  * are already validated by the public functions. */
 fsvc_tensor *dsp_stft_device(const fsvc_tensor *x, const dsp_stft_geometry *g);
+/* istft of a validated [F, T, 2] or [B, F, T, 2] spectrum: the overlap-add signal of `avail`
+ * samples cropped to [start, start + length) and divided by env[start..] (zeros past avail). */
+fsvc_tensor *dsp_istft_device(const fsvc_tensor *spec, const dsp_stft_geometry *g, int64_t start,
+                              int64_t length, int64_t avail, const double *env);
 fsvc_tensor *dsp_magnitude_device(const fsvc_tensor *spec, double power);
 /* a with NaN/Inf replaced by 0 (those elements carry no gradient); takes over a */
 fsvc_tensor *dsp_zero_nonfinite_device(fsvc_tensor *a);

@@ -599,7 +599,6 @@ static int istft_backward(fsvc_node *node, const fsvc_tensor *grad_out, fsvc_ten
 }
 
 fsvc_tensor *fsvc_istft(const fsvc_tensor *spec, const fsvc_stft_options *o, int64_t length) {
-  FSVC_REFUSE_CUDA(istft, spec); /* no device path yet: it reads host memory */
   if (check_live(spec, "istft", "input")) return NULL;
   char sb[64];
   if ((spec->ndim != 3 && spec->ndim != 4) || spec->shape[spec->ndim - 1] != 2) {
@@ -613,7 +612,19 @@ fsvc_tensor *fsvc_istft(const fsvc_tensor *spec, const fsvc_stft_options *o, int
     return NULL;
   }
   stft_geom *g = &ig->g;
-  if (resolve("istft", o, g)) {
+  fsvc_stft_options host = o ? *o : (fsvc_stft_options){0};
+  fsvc_tensor *host_window = NULL; /* resolve reads the window on the host */
+  if (o && o->window && fsvc_tensor_is_cuda(o->window)) {
+    host_window = fsvc_to_device_raw(o->window, fsvc_cpu());
+    if (!host_window) {
+      free(ig);
+      return NULL;
+    }
+    host.window = host_window;
+  }
+  int rc = resolve("istft", o ? &host : NULL, g);
+  fsvc_tensor_release(host_window);
+  if (rc) {
     free(ig);
     return NULL;
   }
@@ -657,6 +668,11 @@ fsvc_tensor *fsvc_istft(const fsvc_tensor *spec, const fsvc_stft_options *o, int
                      "use a smaller hop or another window)", (long long)i);
       goto fail;
     }
+  if (fsvc_tensor_is_cuda(spec)) { /* one transposed convolution on the device (dsp_device.c) */
+    fsvc_tensor *out = dsp_istft_device(spec, g, ig->start, ig->length, ig->avail, ig->env);
+    istft_geom_free(ig);
+    return out;
+  }
   fsvc_tensor *sc = fsvc_contiguous_raw(spec);
   if (!sc) goto fail;
   int64_t yshape[2] = {g->B, ig->length};

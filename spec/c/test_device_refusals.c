@@ -43,10 +43,14 @@ static void test_dsp(void) {
   fsvc_stft_options so;
   fsvc_stft_default_options(&so, 16);
 
-  /* stft, magnitude, spectrogram, mel_spectrogram, the losses, energy, oscillate_harmonics and
-   * the pitch helpers have device paths (core/dsp/dsp_device.c, dsp_device_pitch.c, tested in
-   * spec/cuda_dsp_spec.lua); the others refuse */
-  CHECK(fsvc_istft(spec, &so, 0) == NULL && refused("istft"));
+  /* stft, istft, magnitude, spectrogram, mel_spectrogram, the losses, energy,
+   * oscillate_harmonics and the pitch helpers have device paths (core/dsp/dsp_device.c,
+   * dsp_device_pitch.c, tested in spec/cuda_dsp_spec.lua); the streaming objects below refuse.
+   * Bad arguments with a CUDA tensor get the CPU's message before any device work: */
+  fsvc_tensor *bad_spec = fake_cuda(fsvc_zeros(4, (int64_t[]){1, 7, 5, 2}, FSVC_FLOAT32));
+  CHECK(fsvc_istft(bad_spec, &so, 0) == NULL &&
+        strstr(fsvc_last_error(), "istft: input has 7 frequency bins, n_fft 16 needs 9"));
+  fsvc_tensor_release(bad_spec);
 
   /* bad arguments with a CUDA tensor get the CPU's message before any device work */
   CHECK(fsvc_oscillate_harmonics(ids, 480, 24000, 0, 10, NULL) == NULL &&

@@ -3,7 +3,7 @@
 -- window, a strided input), istft (w.r.t. the spectrum), magnitude (powers 1, 2, 0.5), and the
 -- compositions built on them: spectrogram, mel_spectrogram, energy, log_mel_loss,
 -- multiscale_stft_loss. float64 runs through fsvc's own double FFT. spec/cuda_spec.lua runs the
--- same cases on CUDA against the CPU; cases marked cuda = false have no CUDA path (istft).
+-- same cases on CUDA against the CPU.
 local dsp = fsvc.dsp
 
 local function r(shape, scale)
@@ -22,8 +22,8 @@ local function inputs(...)
 end
 
 local cases = {}
-local function add(op, fn, make, opts, cuda)
-  cases[#cases + 1] = { op = op, fn = fn, inputs = make, opts = opts, cuda = cuda }
+local function add(op, fn, make, opts)
+  cases[#cases + 1] = { op = op, fn = fn, inputs = make, opts = opts }
 end
 
 -- rfft (the adjoint halves bins 1..ceil(n/2)-1; DC and, for even n, Nyquist imaginary parts
@@ -53,13 +53,13 @@ add("stft", function(x) return dsp.stft(x:transpose(0, 1), { n_fft = 8, hop_leng
 add("stft", function(x) return dsp.stft(x, { n_fft = 30, hop_length = 5 }) end, inputs({ 1, 40 })) -- radix 2*3*5
 
 -- istft (onesided spectra; the imaginary parts of the DC and Nyquist bins get gradient 0)
-add("istft", function(s) return dsp.istft(s, { n_fft = 8, hop_length = 2 }) end, inputs({ 2, 5, 6, 2 }), nil, false)
-add("istft", function(s) return dsp.istft(s, { n_fft = 8, hop_length = 2, length = 9 }) end, inputs({ 5, 6, 2 }), nil, false)
-add("istft", function(s) return dsp.istft(s, { n_fft = 9, hop_length = 3 }) end, inputs({ 1, 5, 4, 2 }), nil, false)
+add("istft", function(s) return dsp.istft(s, { n_fft = 8, hop_length = 2 }) end, inputs({ 2, 5, 6, 2 }))
+add("istft", function(s) return dsp.istft(s, { n_fft = 8, hop_length = 2, length = 9 }) end, inputs({ 5, 6, 2 }))
+add("istft", function(s) return dsp.istft(s, { n_fft = 9, hop_length = 3 }) end, inputs({ 1, 5, 4, 2 }))
 add("istft", function(s)
   local w = fsvc.tensor({ 0.5, 1, 1, 0.5 }, { dtype = "float64" })
   return dsp.istft(s, { n_fft = 4, hop_length = 2, window = w, center = false })
-end, inputs({ 2, 3, 5, 2 }), nil, false)
+end, inputs({ 2, 3, 5, 2 }))
 
 -- magnitude
 add("magnitude", function(s) return dsp.magnitude(s) end, inputs({ 3, 4, 2 }))

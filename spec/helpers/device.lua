@@ -44,7 +44,7 @@ M.ALL_DSP = { "rfft", "stft", "istft", "magnitude", "spectrogram", "mel_spectrog
   "interpolate_f0", "harvest", "dio" }
 -- those of them that refuse CUDA tensors (their C functions start with FSVC_REFUSE_CUDA); the
 -- others have device paths (core/dsp/dsp_device.c, dsp_device_pitch.c)
-M.HOST_DSP = { "istft", "harvest", "dio" }
+M.HOST_DSP = { "harvest", "dio" }
 
 function M.install_host_dsp(names)
   local saved, calls = {}, {}

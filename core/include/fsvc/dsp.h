@@ -11,12 +11,12 @@
  * composition of differentiable ops. Not differentiable: windows, filterbanks, oscillators, pitch
  * helpers (they take no gradient-carrying inputs in FasterSVC).
  *
- * CUDA tensors: the STFT family (rfft, stft, magnitude, spectrogram, mel_spectrogram, the
+ * CUDA tensors: the STFT family (rfft, stft, istft, magnitude, spectrogram, mel_spectrogram, the
  * losses, energy), fsvc_oscillate_harmonics and the pitch helpers run on the device as
- * compositions of device ops (dsp_device.c, dsp_device_pitch.c). The others (istft, the streaming
+ * compositions of device ops (dsp_device.c, dsp_device_pitch.c). The others (the streaming
  * objects' process, Harvest, DIO) start with FSVC_REFUSE_CUDA (fsvc/device.h), so a CUDA tensor
- * fails with "istft: CUDA tensors are not supported yet (move them with :cpu())" instead of
- * having its device pointer read as host memory.
+ * fails with "stream_stft_process: CUDA tensors are not supported yet (move them with :cpu())"
+ * instead of having its device pointer read as host memory.
  */
 #ifndef FSVC_DSP_H
 #define FSVC_DSP_H
