@@ -188,6 +188,14 @@ static cudnnMathType_t math_of(fsvc_dtype dt) {
 static descriptors *descriptors_for(const fsvc_gpu_conv_geom *c, fsvc_dtype dt) {
   for (int i = 0; i < N_CACHED; i++)
     if (cache[i].used && cache[i].dtype == dt && same_geom(&cache[i].geom, c)) return &cache[i];
+  /* cuDNN derives the output length from the input's; a transposed convolution whose
+   * output_padding is not below its stride (allowed when below the dilation) has an input
+   * longer than that output needs, which the descriptors cannot express */
+  const int64_t span = c->t + 2 * c->p - c->d * (c->k - 1) - 1;
+  if (span < 0 || span / c->s + 1 != c->tout) {
+    refuse("%s", "an output length the descriptors cannot express (output_padding >= stride)");
+    return NULL;
+  }
   cudnnDataType_t data, compute;
   if (dtype_of(dt, &data, &compute) != 0) {
     refuse("dtype %s", fsvc_dtype_name(dt));
