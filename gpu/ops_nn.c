@@ -148,14 +148,7 @@ static int bmm_backward(fsvc_node *n, const fsvc_tensor *g, fsvc_tensor **gin) {
 }
 
 static fsvc_tensor *gpu_bmm(const fsvc_tensor *a, const fsvc_tensor *b) {
-  char x[96], y[96];
   if (check_float_nn("bmm", a, "a") != 0 || check_float_nn("bmm", b, "b") != 0) return NULL;
-  if (a->ndim != 3 || b->ndim != 3 || a->shape[0] != b->shape[0] || a->shape[2] != b->shape[1] ||
-      a->dtype != b->dtype) {
-    fsvc_set_error("bmm: expected [B, n, k] and [B, k, m] of one dtype, got %s and %s",
-                   fsvc_shape_str(a, x, sizeof x), fsvc_shape_str(b, y, sizeof y));
-    return NULL;
-  }
   fsvc_tensor *out = bmm_raw(a, b);
   if (!out) return NULL;
   fsvc_node *n = fsvc_node_new("bmm", 2, (fsvc_tensor *[]){(fsvc_tensor *)a, (fsvc_tensor *)b}, bmm_backward);
@@ -169,31 +162,19 @@ static fsvc_tensor *gpu_bmm(const fsvc_tensor *a, const fsvc_tensor *b) {
 
 /* ---- matmul: numpy semantics from views and bmm ----------------------------------------------------- */
 static fsvc_tensor *gpu_matmul(const fsvc_tensor *a, const fsvc_tensor *b) {
-  char x[96], y[96];
   if (check_float_nn("matmul", a, "a") != 0 || check_float_nn("matmul", b, "b") != 0) return NULL;
-  if (a->ndim == 0 || b->ndim == 0) { fsvc_set_error("matmul: both operands need at least one dim"); return NULL; }
   fsvc_tensor *a2 = a->ndim == 1 ? fsvc_unsqueeze(a, 0) : fsvc_tensor_retain((fsvc_tensor *)a);
   fsvc_tensor *b2 = b->ndim == 1 ? fsvc_unsqueeze(b, 1) : fsvc_tensor_retain((fsvc_tensor *)b);
   fsvc_tensor *out = NULL, *a3 = NULL, *b3 = NULL, *ae = NULL, *be = NULL, *r3 = NULL;
   if (!a2 || !b2) goto done;
   int64_t m = a2->shape[a2->ndim - 2], k = a2->shape[a2->ndim - 1];
-  int64_t k2 = b2->shape[b2->ndim - 2], nn = b2->shape[b2->ndim - 1];
-  if (k != k2) {
-    fsvc_set_error("matmul: shapes %s and %s cannot be multiplied (%lld != %lld)", fsvc_shape_str(a, x, sizeof x),
-                   fsvc_shape_str(b, y, sizeof y), (long long)k, (long long)k2);
-    goto done;
-  }
-  /* broadcast batch dims */
+  int64_t nn = b2->shape[b2->ndim - 1];
+  /* broadcast batch dims (the shapes were checked by core/ops/matmul.c) */
   int nb = (a2->ndim > b2->ndim ? a2->ndim : b2->ndim) - 2;
   int64_t batch[FSVC_MAX_DIMS], B = 1;
   for (int d = 0; d < nb; d++) {
     int da = d - (nb - (a2->ndim - 2)), db = d - (nb - (b2->ndim - 2));
     int64_t sa = da >= 0 ? a2->shape[da] : 1, sb = db >= 0 ? b2->shape[db] : 1;
-    if (sa != sb && sa != 1 && sb != 1) {
-      fsvc_set_error("matmul: batch dims of %s and %s do not broadcast", fsvc_shape_str(a, x, sizeof x),
-                     fsvc_shape_str(b, y, sizeof y));
-      goto done;
-    }
     batch[d] = sa > sb ? sa : sb;
     B *= batch[d];
   }
@@ -260,15 +241,8 @@ static int linear_backward(fsvc_node *n, const fsvc_tensor *g, fsvc_tensor **gin
 }
 
 static fsvc_tensor *gpu_linear(const fsvc_tensor *x, const fsvc_tensor *w, const fsvc_tensor *b) {
-  char sx[96], sw[96];
   if (check_float_nn("linear", x, "input") != 0 || check_float_nn("linear", w, "weight") != 0) return NULL;
   if (b && check_float_nn("linear", b, "bias") != 0) return NULL;
-  if (x->ndim < 1 || w->ndim != 2 || x->shape[x->ndim - 1] != w->shape[1] || x->dtype != w->dtype ||
-      (b && (b->ndim != 1 || b->shape[0] != w->shape[0] || b->dtype != x->dtype))) {
-    fsvc_set_error("linear: input %s, weight %s (expected [..., in] and [out, in], bias [out], one dtype)",
-                   fsvc_shape_str(x, sx, sizeof sx), fsvc_shape_str(w, sw, sizeof sw));
-    return NULL;
-  }
   int64_t in = w->shape[1], out = w->shape[0];
   int64_t shape[FSVC_MAX_DIMS];
   memcpy(shape, x->shape, sizeof shape);
@@ -464,19 +438,9 @@ static fsvc_tensor *pool(const char *op, int kind, const fsvc_tensor *x, int64_t
   /* float16/bfloat16 (after an autocast conv) through the float32 kernel: pooling is cheap next to
    * the convolutions around it */
   FSVC_VIA_FLOAT32(op, FSVC_RECAST_SAME_DTYPE, pool(op, kind, FSVC_RECAST_ARG(0), kernel, stride, padding), x);
-  char sx[96];
   if (check_float_nn(op, x, "input") != 0) return NULL;
-  if (stride <= 0) stride = kernel;
-  if ((x->ndim != 2 && x->ndim != 3) || kernel < 1 || padding < 0 || 2 * padding > kernel) {
-    fsvc_set_error("%s: expected [B, C, T] or [C, T], kernel >= 1 and padding <= kernel/2 (got %s, kernel "
-                   "%lld, padding %lld)", op, fsvc_shape_str(x, sx, sizeof sx), (long long)kernel, (long long)padding);
-    return NULL;
-  }
+  if (stride <= 0) stride = kernel; /* the rest was checked by core/ops/pool1d.c */
   int64_t t = x->shape[x->ndim - 1], tout = (t + 2 * padding - kernel) / stride + 1;
-  if (t + 2 * padding < kernel) {
-    fsvc_set_error("%s: input %s shorter than the kernel %lld", op, fsvc_shape_str(x, sx, sizeof sx), (long long)kernel);
-    return NULL;
-  }
   int64_t shape[FSVC_MAX_DIMS];
   memcpy(shape, x->shape, sizeof shape);
   shape[x->ndim - 1] = tout;
@@ -525,14 +489,7 @@ static fsvc_tensor *gpu_interpolate(const fsvc_tensor *x, int64_t out_size, doub
                                     int align_corners) {
   FSVC_VIA_FLOAT32("interpolate", FSVC_RECAST_SAME_DTYPE,
                    gpu_interpolate(FSVC_RECAST_ARG(0), out_size, scale, mode, align_corners), x);
-  char sx[96];
-  if (check_float_nn("interpolate", x, "input") != 0) return NULL;
-  if (x->ndim < 1 || fsvc_numel(x) == 0 || out_size < 1 || isnan(scale) || isinf(scale) ||
-      (mode != FSVC_INTERP_NEAREST && mode != FSVC_INTERP_LINEAR)) {
-    fsvc_set_error("interpolate: expected a non-empty input, output size >= 1, a finite scale and a known mode "
-                   "(input %s, size %lld)", fsvc_shape_str(x, sx, sizeof sx), (long long)out_size);
-    return NULL;
-  }
+  if (check_float_nn("interpolate", x, "input") != 0) return NULL; /* the rest: core/ops/interpolate.c */
   if (mode == FSVC_INTERP_NEAREST) align_corners = 0;
   int64_t t = x->shape[x->ndim - 1], shape[FSVC_MAX_DIMS];
   memcpy(shape, x->shape, sizeof shape);

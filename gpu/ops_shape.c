@@ -1,133 +1,11 @@
-/* Shape and indexing ops on CUDA tensors: cat/stack (strided device copies into the output),
- * flip (a copy through negated strides), pad, index_select, gather, scatter_add. Node names and
- * gradients as core/ops/{cat,flip,pad,index}.c. */
+/* Shape and indexing ops on CUDA tensors: pad, index_select, gather, scatter_add. Node names and
+ * gradients as core/ops/{pad,index}.c. (cat, stack and flip are views and strided copies: the
+ * core's implementations serve CUDA tensors as they are.) */
 #include <stdlib.h>
 #include <string.h>
 
 #include "gpu_ops.h"
 #include "fsvc/ops_shape.h"
-
-/* ---- cat / stack ---------------------------------------------------------------------------------- */
-/* iarg[0] = dim (of the output), iarg[1] = stacked */
-static int join_backward(fsvc_node *n, const fsvc_tensor *g, fsvc_tensor **gin) {
-  int d = (int)n->iarg[0], stacked = (int)n->iarg[1];
-  int64_t start = 0;
-  for (int i = 0; i < n->n_inputs; i++) {
-    const fsvc_edge *e = &n->edges[i];
-    int64_t len = stacked ? 1 : e->shape[d];
-    if (e->needs_grad) {
-      fsvc_tensor *piece = stacked ? fsvc_select(g, d, start) : fsvc_narrow(g, d, start, len);
-      gin[i] = piece ? fsvc_clone_raw(piece) : NULL;
-      fsvc_tensor_release(piece);
-      if (!gin[i]) return -1;
-    }
-    start += len;
-  }
-  return 0;
-}
-
-static fsvc_tensor *join(int n, fsvc_tensor *const *ts, int dim, int stacked, const char *op) {
-  if (n <= 0 || !ts) { fsvc_set_error("%s: needs at least one tensor", op); return NULL; }
-  for (int i = 0; i < n; i++)
-    if (fsvc_gpu_check_tensor(op, ts[i], "tensors[i]") != 0) return NULL;
-  const fsvc_tensor *t0 = ts[0];
-  int nd_out = t0->ndim + (stacked ? 1 : 0);
-  int d = fsvc_normalize_dim(dim, nd_out > 0 ? nd_out : 1, op);
-  if (d < 0) return NULL;
-  if (!stacked && t0->ndim == 0) { fsvc_set_error("%s: zero-dimensional tensors cannot be concatenated", op); return NULL; }
-  fsvc_dtype dt = t0->dtype;
-  int64_t total = 0;
-  for (int i = 0; i < n; i++) {
-    const fsvc_tensor *t = ts[i];
-    int ok = t->ndim == t0->ndim && fsvc_device_equal(t->storage->device, t0->storage->device);
-    for (int k = 0; ok && k < t->ndim; k++)
-      if ((stacked || k != d) && t->shape[k] != t0->shape[k]) ok = 0;
-    if (!ok) {
-      char sa[128], sb[128];
-      fsvc_set_error("%s: tensor %d has shape %s, incompatible with tensor 0's %s (dim %d)", op, i,
-                     fsvc_shape_str(t, sa, sizeof sa), fsvc_shape_str(t0, sb, sizeof sb), dim);
-      return NULL;
-    }
-    dt = fsvc_promote_types(dt, t->dtype);
-    total += stacked ? 1 : t->shape[d];
-  }
-  int64_t shape[FSVC_MAX_DIMS];
-  for (int k = 0, j = 0; k < nd_out; k++) {
-    if (k == d) { shape[k] = total; if (!stacked) j++; continue; }
-    shape[k] = t0->shape[j++];
-  }
-  fsvc_tensor *out = fsvc_empty_on(nd_out, shape, dt, t0->storage->device);
-  if (!out) return NULL;
-  int64_t start = 0;
-  for (int i = 0; i < n; i++) {
-    int64_t len = stacked ? 1 : ts[i]->shape[d];
-    fsvc_tensor *win = fsvc_narrow(out, d, start, len); /* out has no history yet: a plain view */
-    fsvc_tensor *src = NULL;
-    if (win && stacked) { /* the source seen with a size-1 dim inserted at d */
-      int64_t sh[FSVC_MAX_DIMS], st[FSVC_MAX_DIMS];
-      for (int k = 0, j = 0; k < nd_out; k++) {
-        if (k == d) { sh[k] = 1; st[k] = 1; continue; }
-        sh[k] = ts[i]->shape[j];
-        st[k] = ts[i]->stride[j++];
-      }
-      src = fsvc_view_raw(ts[i], nd_out, sh, st, ts[i]->offset);
-    }
-    int rc = win && (!stacked || src) ? fsvc_copy_(win, stacked ? src : ts[i]) : -1;
-    fsvc_tensor_release(win);
-    fsvc_tensor_release(src);
-    if (rc != 0) { fsvc_tensor_release(out); return NULL; }
-    start += len;
-  }
-  fsvc_node *node = fsvc_node_new(op, n, ts, join_backward);
-  if (node) {
-    node->iarg[0] = d;
-    node->iarg[1] = stacked;
-    fsvc_node_attach(node, out);
-  }
-  return out;
-}
-static fsvc_tensor *gpu_cat(int n, fsvc_tensor *const *ts, int dim) { return join(n, ts, dim, 0, "cat"); }
-static fsvc_tensor *gpu_stack(int n, fsvc_tensor *const *ts, int dim) { return join(n, ts, dim, 1, "stack"); }
-
-/* ---- flip --------------------------------------------------------------------------------------------- */
-static fsvc_tensor *flip_raw(const fsvc_tensor *a, unsigned mask) {
-  int64_t stride[FSVC_MAX_DIMS];
-  int64_t off = a->offset;
-  for (int d = 0; d < a->ndim; d++) {
-    stride[d] = a->stride[d];
-    if ((mask & (1u << d)) && a->shape[d] > 0) {
-      off += (a->shape[d] - 1) * a->stride[d];
-      stride[d] = -a->stride[d];
-    }
-  }
-  fsvc_tensor *v = fsvc_view_raw(a, a->ndim, a->shape, stride, off);
-  fsvc_tensor *out = v ? fsvc_clone_raw(v) : NULL;
-  fsvc_tensor_release(v);
-  return out;
-}
-static int flip_backward(fsvc_node *n, const fsvc_tensor *g, fsvc_tensor **gin) {
-  if (!n->edges[0].needs_grad) return 0;
-  gin[0] = flip_raw(g, (unsigned)n->iarg[0]);
-  return gin[0] ? 0 : -1;
-}
-static fsvc_tensor *gpu_flip(const fsvc_tensor *a, int n_dims, const int *dims) {
-  if (fsvc_gpu_check_tensor("flip", a, "input") != 0) return NULL;
-  unsigned mask = 0;
-  for (int i = 0; i < n_dims; i++) {
-    int d = fsvc_normalize_dim(dims[i], a->ndim, "flip");
-    if (d < 0) return NULL;
-    if (mask & (1u << d)) { fsvc_set_error("flip: dim %d appears twice", dims[i]); return NULL; }
-    mask |= 1u << d;
-  }
-  fsvc_tensor *out = flip_raw(a, mask);
-  if (!out) return NULL;
-  fsvc_node *n = fsvc_node_new("flip", 1, (fsvc_tensor *[]){(fsvc_tensor *)a}, flip_backward);
-  if (n) {
-    n->iarg[0] = mask;
-    fsvc_node_attach(n, out);
-  }
-  return out;
-}
 
 /* ---- 16-bit accumulations -------------------------------------------------------------------------- */
 /* The index ops' accumulations (pad's, index_select's and gather's backward, scatter_add) add many
@@ -170,28 +48,14 @@ static int pad_backward(fsvc_node *n, const fsvc_tensor *g, fsvc_tensor **gin) {
 
 static fsvc_tensor *gpu_pad(const fsvc_tensor *a, int n_pads, const int64_t *pads, fsvc_pad_mode mode,
                             double value) {
-  if (fsvc_gpu_check_tensor("pad", a, "input") != 0) return NULL;
-  if (n_pads < 0 || n_pads % 2 || n_pads > 2 * a->ndim) {
-    fsvc_set_error("pad: %d pad values for a tensor of %d dims (need an even count <= %d)", n_pads,
-                   a->ndim, 2 * a->ndim);
-    return NULL;
-  }
+  /* the pads reach here checked by core/ops/pad.c (the CPU's checks and messages) */
   if (n_pads > 8) { fsvc_set_error("pad: more than 4 padded dims is not implemented on CUDA yet"); return NULL; }
   int64_t shape[FSVC_MAX_DIMS], left[4] = {0, 0, 0, 0};
   memcpy(shape, a->shape, sizeof shape);
   for (int k = 0; k < n_pads / 2; k++) {
     int d = a->ndim - 1 - k;
-    int64_t l = pads[2 * k], r = pads[2 * k + 1], n = a->shape[d];
-    if (mode != FSVC_PAD_CONSTANT && (l < 0 || r < 0)) { fsvc_set_error("pad: negative pads need constant mode"); return NULL; }
-    if (mode == FSVC_PAD_REFLECT && (l >= n || r >= n)) {
-      fsvc_set_error("pad: reflect needs each pad < the dim's size (dim %d of size %lld, pads %lld, %lld)",
-                     d, (long long)n, (long long)l, (long long)r);
-      return NULL;
-    }
-    if (mode == FSVC_PAD_REPLICATE && n == 0 && (l || r)) { fsvc_set_error("pad: replicate of an empty dim"); return NULL; }
-    if (n + l + r < 0) { fsvc_set_error("pad: negative pads crop more than dim %d holds", d); return NULL; }
-    shape[d] = n + l + r;
-    left[k] = l;
+    shape[d] = a->shape[d] + pads[2 * k] + pads[2 * k + 1];
+    left[k] = pads[2 * k];
   }
   fsvc_tensor *out = fsvc_empty_on(a->ndim, shape, a->dtype, a->storage->device);
   if (!out) return NULL;
@@ -210,35 +74,24 @@ static fsvc_tensor *gpu_pad(const fsvc_tensor *a, int n_pads, const int64_t *pad
 }
 
 /* ---- index_select / gather / scatter_add ------------------------------------------------------------ */
-/* The index on a's device (new reference). A CPU int64 index (built from a Lua list) is checked
- * on the host, where it already is, against [0, bound) and moved; a CUDA index is used as it is:
- * the kernels check it and report through the index-error word (gpu_internal.h), so no index is
- * copied to the host (no synchronisation, and the op can be captured into a CUDA graph). */
-static fsvc_tensor *device_index(const char *op, const fsvc_tensor *index, const fsvc_tensor *a, int64_t bound) {
-  if (!index || !index->storage) { fsvc_set_error("%s: index is missing or freed", op); return NULL; }
-  if (index->dtype != FSVC_INT64) { fsvc_set_error("%s: index must be int64, got %s", op, fsvc_dtype_name(index->dtype)); return NULL; }
-  if (fsvc_tensor_is_cuda(index)) {
-    if (!fsvc_device_equal(index->storage->device, a->storage->device)) { fsvc_set_error("%s: index on another device", op); return NULL; }
-    return fsvc_tensor_retain((fsvc_tensor *)index);
-  }
+/* The arguments reach these ops checked by core/ops/index.c (the same checks and messages as on
+ * the CPU): index int64 on a's device or on the CPU, a CPU index already range-checked there,
+ * shapes and dtypes fit. A CUDA index is used as it is: the kernels check it and report through
+ * the index-error word (gpu_internal.h), so no index is copied to the host (no synchronisation,
+ * and the op can be captured into a CUDA graph). */
+
+/* the index on a's device (new reference) */
+static fsvc_tensor *device_index(const fsvc_tensor *index, const fsvc_tensor *a) {
+  if (fsvc_tensor_is_cuda(index)) return fsvc_tensor_retain((fsvc_tensor *)index);
   fsvc_tensor *h = fsvc_contiguous_raw(index);
-  if (!h) return NULL;
-  const int64_t *p = fsvc_data(h);
-  for (int64_t i = 0, n = fsvc_numel(h); i < n; i++) {
-    if (p[i] < 0) {
-      fsvc_set_error("%s: index %lld is negative", op, (long long)p[i]);
-      fsvc_tensor_release(h);
-      return NULL;
-    }
-    if (p[i] >= bound) {
-      fsvc_set_error("%s: index %lld out of range for a dim of size %lld", op, (long long)p[i], (long long)bound);
-      fsvc_tensor_release(h);
-      return NULL;
-    }
-  }
-  fsvc_tensor *moved = fsvc_to_device_raw(h, a->storage->device);
+  fsvc_tensor *moved = h ? fsvc_to_device_raw(h, a->storage->device) : NULL;
   fsvc_tensor_release(h);
   return moved;
+}
+
+/* dim normalised as core/ops/index.c did (a 0-d input has dim 0) */
+static int index_dim(const fsvc_tensor *a, int dim) {
+  return a->ndim == 0 ? 0 : dim < 0 ? dim + a->ndim : dim;
 }
 
 /* saved[0] = index (contiguous); iarg[0] = dim */
@@ -262,12 +115,9 @@ static int index_select_backward(fsvc_node *n, const fsvc_tensor *g, fsvc_tensor
 }
 
 static fsvc_tensor *gpu_index_select(const fsvc_tensor *a, int dim, const fsvc_tensor *index) {
-  if (fsvc_gpu_check_tensor("index_select", a, "input") != 0) return NULL;
-  if (index && index->ndim > 1) { fsvc_set_error("index_select: index must be 0-d or 1-d"); return NULL; }
-  int d = fsvc_normalize_dim(dim, a->ndim, "index_select");
-  if (d < 0) return NULL;
+  int d = index_dim(a, dim);
   int64_t size = a->ndim ? a->shape[d] : 1;
-  fsvc_tensor *di = device_index("index_select", index, a, size);
+  fsvc_tensor *di = device_index(index, a);
   if (!di) return NULL;
   fsvc_tensor *x = fsvc_contiguous_raw(a), *ic = fsvc_contiguous_raw(di);
   fsvc_tensor_release(di);
@@ -293,21 +143,6 @@ static fsvc_tensor *gpu_index_select(const fsvc_tensor *a, int dim, const fsvc_t
   fsvc_tensor_release(x);
   fsvc_tensor_release(ic);
   return out;
-}
-
-static int gather_shapes_ok(const char *op, const fsvc_tensor *a, const fsvc_tensor *index, int d,
-                            const fsvc_tensor *src) {
-  char x[96], y[96];
-  if (index->ndim != a->ndim) goto bad;
-  for (int k = 0; k < a->ndim; k++) {
-    if (k != d && index->shape[k] > a->shape[k]) goto bad;
-    if (src && index->shape[k] > src->shape[k]) goto bad;
-  }
-  return 0;
-bad:
-  fsvc_set_error("%s: index %s does not fit the input %s along dim %d", op, fsvc_shape_str(index, x, sizeof x),
-                 fsvc_shape_str(a, y, sizeof y), d);
-  return -1;
 }
 
 /* gather: saved[0] = index; iarg[0] = dim. scatter_add: edges (a, index, src), saved[0] = index */
@@ -344,10 +179,9 @@ static fsvc_tensor *gather_raw(const fsvc_tensor *a, int d, const fsvc_tensor *i
 }
 
 static fsvc_tensor *gpu_gather(const fsvc_tensor *a, int dim, const fsvc_tensor *index) {
-  if (fsvc_gpu_check_tensor("gather", a, "input") != 0) return NULL;
-  int d = fsvc_normalize_dim(dim, a->ndim, "gather");
-  fsvc_tensor *di = d < 0 ? NULL : device_index("gather", index, a, a->ndim ? a->shape[d] : 1);
-  if (!di || gather_shapes_ok("gather", a, di, d, NULL) != 0) { fsvc_tensor_release(di); return NULL; }
+  int d = index_dim(a, dim);
+  fsvc_tensor *di = device_index(index, a);
+  if (!di) return NULL;
   fsvc_tensor *out = gather_raw(a, d, di);
   if (out) {
     fsvc_node *n = fsvc_node_new("gather", 1, (fsvc_tensor *[]){(fsvc_tensor *)a}, gather_backward);
@@ -386,17 +220,13 @@ static int scatter_add_backward(fsvc_node *n, const fsvc_tensor *g, fsvc_tensor 
 
 static fsvc_tensor *gpu_scatter_add(const fsvc_tensor *a, int dim, const fsvc_tensor *index,
                                     const fsvc_tensor *src) {
-  if (fsvc_gpu_check_tensor("scatter_add", a, "input") != 0 || fsvc_gpu_check_tensor("scatter_add", src, "src") != 0)
-    return NULL;
-  int d = fsvc_normalize_dim(dim, a->ndim, "scatter_add");
-  fsvc_tensor *di = d < 0 ? NULL : device_index("scatter_add", index, a, a->ndim ? a->shape[d] : 1);
-  if (!di || gather_shapes_ok("scatter_add", a, di, d, src) != 0) { fsvc_tensor_release(di); return NULL; }
-  /* repeated indices add up: a 16-bit a accumulates in a float32 copy, rounded once at the end */
+  int d = index_dim(a, dim);
+  fsvc_tensor *di = device_index(index, a);
+  if (!di) return NULL;
+  /* repeated indices add up: a 16-bit a accumulates in a float32 copy (src too, exactly), rounded
+   * once at the end */
   const fsvc_dtype acc = accumulation_dtype(a->dtype);
-  /* src in a's dtype (rounded first, as if a 16-bit a were added to in 16 bits), then in acc's */
-  fsvc_tensor *sa = src->dtype == a->dtype ? fsvc_tensor_retain((fsvc_tensor *)src) : fsvc_to_dtype_raw(src, a->dtype);
-  fsvc_tensor *sc = !sa || acc == a->dtype ? sa : fsvc_to_dtype_raw(sa, acc);
-  if (sc != sa) fsvc_tensor_release(sa);
+  fsvc_tensor *sc = acc == src->dtype ? fsvc_tensor_retain((fsvc_tensor *)src) : fsvc_to_dtype_raw(src, acc);
   fsvc_tensor *out = !sc ? NULL : acc == a->dtype ? fsvc_clone_raw(a) : fsvc_to_dtype_raw(a, acc);
   if (out) {
     fsvc_gpu_geom og = fsvc_gpu_geom_of(out), sg = fsvc_gpu_geom_of(sc), ig = fsvc_gpu_geom_of(di);
@@ -422,6 +252,6 @@ static fsvc_tensor *gpu_scatter_add(const fsvc_tensor *a, int dim, const fsvc_te
 }
 
 void fsvc_gpu_fill_shape(fsvc_cuda_op_table *t) {
-  t->cat = gpu_cat; t->stack = gpu_stack; t->flip = gpu_flip; t->pad = gpu_pad;
+  t->pad = gpu_pad;
   t->index_select = gpu_index_select; t->gather = gpu_gather; t->scatter_add = gpu_scatter_add;
 }

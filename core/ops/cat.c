@@ -2,7 +2,9 @@
  *
  * cat and stack copy into a new tensor (inputs are promoted to a common dtype); their backward
  * hands each input the slab of the gradient it came from. split and chunk return narrow views,
- * so their gradients flow through narrow's backward. */
+ * so their gradients flow through narrow's backward. Everything here is made of views and
+ * strided copies (fsvc_copy_, fsvc_clone_raw), which every device has: one implementation
+ * serves the CPU and CUDA, and all the tensors of a list must be on one device. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,6 +23,13 @@ static int check_list(int n, fsvc_tensor *const *ts, const char *op) {
   for (int i = 0; i < n; i++) {
     if (!ts[i]) { fsvc_set_error("%s: tensor %d of the list is nil", op, i); return -1; }
     if (!ts[i]->storage) { fsvc_set_error("%s: tensor %d of the list was freed", op, i); return -1; }
+    if (!fsvc_device_equal(ts[i]->storage->device, ts[0]->storage->device)) {
+      char di[32], d0[32];
+      fsvc_set_error("%s: tensor %d of the list is on %s but tensor 0 is on %s; move it with :to(\"%s\")",
+                     op, i, fsvc_device_str(ts[i]->storage->device, di, sizeof di),
+                     fsvc_device_str(ts[0]->storage->device, d0, sizeof d0), d0);
+      return -1;
+    }
   }
   return 0;
 }
@@ -117,7 +126,7 @@ static fsvc_tensor *join(int n, fsvc_tensor *const *ts, int dim, int stacked, co
     if (k == d) { shape[k] = total; if (!stacked) j++; continue; }
     shape[k] = t0->shape[j++];
   }
-  fsvc_tensor *out = fsvc_empty(nd_out, shape, dt);
+  fsvc_tensor *out = fsvc_empty_on(nd_out, shape, dt, t0->storage->device);
   if (!out) return NULL;
   if (copy_pieces(out, n, ts, d, stacked) != 0) { fsvc_tensor_release(out); return NULL; }
   fsvc_node *node = fsvc_node_new(op, n, ts, cat_backward);
@@ -130,12 +139,10 @@ static fsvc_tensor *join(int n, fsvc_tensor *const *ts, int dim, int stacked, co
 }
 
 fsvc_tensor *fsvc_cat(int n, fsvc_tensor *const *tensors, int dim) {
-  FSVC_DISPATCH_CUDA_LIST(cat, n, tensors, dim);
   return join(n, tensors, dim, 0, "cat");
 }
 
 fsvc_tensor *fsvc_stack(int n, fsvc_tensor *const *tensors, int dim) {
-  FSVC_DISPATCH_CUDA_LIST(stack, n, tensors, dim);
   return join(n, tensors, dim, 1, "stack");
 }
 

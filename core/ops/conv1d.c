@@ -356,57 +356,61 @@ done:
   return rc;
 }
 
-fsvc_tensor *fsvc_conv1d(const fsvc_tensor *x, const fsvc_tensor *w, const fsvc_tensor *bias,
-                         const fsvc_conv1d_params *p) {
-  FSVC_AUTOCAST("conv1d",
-                fsvc_conv1d(FSVC_RECAST_ARG(0), FSVC_RECAST_ARG(1), FSVC_RECAST_ARG(2), p), x, w, bias);
-  FSVC_DISPATCH_CUDA(conv1d, x, w, bias, p);
-  FSVC_CPU_LOWP("conv1d", FSVC_RECAST_SAME_DTYPE,
-                fsvc_conv1d(FSVC_RECAST_ARG(0), FSVC_RECAST_ARG(1), FSVC_RECAST_ARG(2), p), x, w, bias);
+/* conv1d's checks, the same on every device (made before the dispatch); fills g (dtype: x's) */
+static int check_conv1d(const fsvc_tensor *x, const fsvc_tensor *w, const fsvc_tensor *bias,
+                        const fsvc_conv1d_params *p, nn_conv_geom *out_g) {
   char sx[128], sw[128], sb[128];
-  if (nn_check_float(x, "conv1d", "input") || nn_check_float(w, "conv1d", "weight")) return NULL;
-  if (bias && nn_check_float(bias, "conv1d", "bias")) return NULL;
-  if (x->dtype != w->dtype || (bias && bias->dtype != x->dtype)) {
-    fsvc_set_error("conv1d: dtypes differ (input %s, weight %s%s%s)", fsvc_dtype_name(x->dtype),
-                   fsvc_dtype_name(w->dtype), bias ? ", bias " : "",
-                   bias ? fsvc_dtype_name(bias->dtype) : "");
-    return NULL;
-  }
+  if (nn_check_float(x, "conv1d", "input") || nn_check_float(w, "conv1d", "weight")) return -1;
+  if (bias && nn_check_float(bias, "conv1d", "bias")) return -1;
+  if (nn_check_same_dtype("conv1d", x, w, bias)) return -1;
   int64_t s, pad, d, gr;
   params_or_default(p, &s, &pad, &d, &gr);
   if (s < 1 || pad < 0 || d < 1 || gr < 1) {
     fsvc_set_error("conv1d: need stride >= 1, padding >= 0, dilation >= 1, groups >= 1 (got %lld, "
                    "%lld, %lld, %lld)", (long long)s, (long long)pad, (long long)d, (long long)gr);
-    return NULL;
+    return -1;
   }
   if (s > NN_MAX_PARAM || pad > NN_MAX_PARAM || d > NN_MAX_PARAM || gr > NN_MAX_PARAM) {
     fsvc_set_error("conv1d: stride, padding, dilation and groups must be < 2^31");
-    return NULL;
+    return -1;
   }
   if ((x->ndim != 2 && x->ndim != 3) || w->ndim != 3) {
     fsvc_set_error("conv1d: expected input [B, Cin, T] or [Cin, T] and weight [Cout, Cin/groups, "
                    "K], got %s and %s", fsvc_shape_str(x, sx, 128), fsvc_shape_str(w, sw, 128));
-    return NULL;
+    return -1;
   }
   int64_t B = x->ndim == 3 ? x->shape[0] : 1, Cin = x->shape[x->ndim - 2];
   int64_t Tx = x->shape[x->ndim - 1], Cout = w->shape[0], K = w->shape[2];
   if (Cin % gr || Cout % gr || w->shape[1] * gr != Cin || K < 1 || Cout < 1) {
     fsvc_set_error("conv1d: input %s and weight %s do not match with groups=%lld",
                    fsvc_shape_str(x, sx, 128), fsvc_shape_str(w, sw, 128), (long long)gr);
-    return NULL;
+    return -1;
   }
   if (bias && (bias->ndim != 1 || bias->shape[0] != Cout)) {
     fsvc_set_error("conv1d: bias must be [%lld], got %s", (long long)Cout,
                    fsvc_shape_str(bias, sb, 128));
-    return NULL;
+    return -1;
   }
   int64_t span = d * (K - 1) + 1;
   if (Tx + 2 * pad < span || B == 0 || Cin == 0) {
     fsvc_set_error("conv1d: input %s (padded length %lld) is shorter than the kernel span %lld or "
                    "empty", fsvc_shape_str(x, sx, 128), (long long)(Tx + 2 * pad), (long long)span);
-    return NULL;
+    return -1;
   }
-  nn_conv_geom g = {B, Cin, Cout, K, Tx, (Tx + 2 * pad - span) / s + 1, s, pad, d, gr, x->dtype};
+  *out_g = (nn_conv_geom){B, Cin, Cout, K, Tx, (Tx + 2 * pad - span) / s + 1, s, pad, d, gr, x->dtype};
+  return 0;
+}
+
+fsvc_tensor *fsvc_conv1d(const fsvc_tensor *x, const fsvc_tensor *w, const fsvc_tensor *bias,
+                         const fsvc_conv1d_params *p) {
+  FSVC_AUTOCAST("conv1d",
+                fsvc_conv1d(FSVC_RECAST_ARG(0), FSVC_RECAST_ARG(1), FSVC_RECAST_ARG(2), p), x, w, bias);
+  nn_conv_geom g;
+  if (check_conv1d(x, w, bias, p, &g) != 0) return NULL;
+  FSVC_DISPATCH_CUDA(conv1d, x, w, bias, p);
+  FSVC_CPU_LOWP("conv1d", FSVC_RECAST_SAME_DTYPE,
+                fsvc_conv1d(FSVC_RECAST_ARG(0), FSVC_RECAST_ARG(1), FSVC_RECAST_ARG(2), p), x, w, bias);
+  const int64_t B = g.B, Cout = g.Cout;
   int64_t oshape[3] = {B, Cout, g.Ty};
   fsvc_tensor *out = x->ndim == 3 ? fsvc_empty(3, oshape, x->dtype)
                                   : fsvc_empty(2, oshape + 1, x->dtype);
@@ -425,7 +429,7 @@ fsvc_tensor *fsvc_conv1d(const fsvc_tensor *x, const fsvc_tensor *w, const fsvc_
   if (n) {
     fsvc_node_save(n, x);
     fsvc_node_save(n, w);
-    n->iarg[0] = s; n->iarg[1] = pad; n->iarg[2] = d; n->iarg[3] = gr;
+    n->iarg[0] = g.stride; n->iarg[1] = g.padding; n->iarg[2] = g.dilation; n->iarg[3] = g.groups;
     fsvc_node_attach(n, out);
   }
   return out;

@@ -70,23 +70,16 @@ done:
   return rc;
 }
 
-fsvc_tensor *fsvc_conv_transpose1d(const fsvc_tensor *x, const fsvc_tensor *w,
-                                   const fsvc_tensor *bias, const fsvc_conv1d_params *p,
-                                   int64_t output_padding) {
-  FSVC_AUTOCAST("conv_transpose1d",
-                fsvc_conv_transpose1d(FSVC_RECAST_ARG(0), FSVC_RECAST_ARG(1), FSVC_RECAST_ARG(2), p, output_padding), x, w, bias);
-  FSVC_DISPATCH_CUDA(conv_transpose1d, x, w, bias, p, output_padding);
-  FSVC_CPU_LOWP("conv_transpose1d", FSVC_RECAST_SAME_DTYPE,
-                fsvc_conv_transpose1d(FSVC_RECAST_ARG(0), FSVC_RECAST_ARG(1), FSVC_RECAST_ARG(2), p, output_padding), x, w, bias);
+/* conv_transpose1d's checks, the same on every device (made before the dispatch); fills g and
+ * iarg (stride, padding, dilation, groups) */
+static int check_conv_transpose1d(const fsvc_tensor *x, const fsvc_tensor *w, const fsvc_tensor *bias,
+                                  const fsvc_conv1d_params *p, int64_t output_padding,
+                                  nn_conv_geom *out_g, int64_t *iarg) {
   const char *op = "conv_transpose1d";
   char sx[128], sw[128], sb[128];
-  if (nn_check_float(x, op, "input") || nn_check_float(w, op, "weight")) return NULL;
-  if (bias && nn_check_float(bias, op, "bias")) return NULL;
-  if (x->dtype != w->dtype || (bias && bias->dtype != x->dtype)) {
-    fsvc_set_error("%s: dtypes differ (input %s, weight %s)", op, fsvc_dtype_name(x->dtype),
-                   fsvc_dtype_name(w->dtype));
-    return NULL;
-  }
+  if (nn_check_float(x, op, "input") || nn_check_float(w, op, "weight")) return -1;
+  if (bias && nn_check_float(bias, op, "bias")) return -1;
+  if (nn_check_same_dtype(op, x, w, bias)) return -1;
   int64_t s = p && p->stride ? p->stride : 1, pad = p ? p->padding : 0;
   int64_t d = p && p->dilation ? p->dilation : 1, gr = p && p->groups ? p->groups : 1;
   if (s < 1 || pad < 0 || d < 1 || gr < 1 || output_padding < 0 ||
@@ -95,37 +88,56 @@ fsvc_tensor *fsvc_conv_transpose1d(const fsvc_tensor *x, const fsvc_tensor *w,
                    "0 <= output_padding < stride or dilation (got %lld, %lld, %lld, %lld, %lld)",
                    op, (long long)s, (long long)pad, (long long)d, (long long)gr,
                    (long long)output_padding);
-    return NULL;
+    return -1;
   }
   if (s > NN_MAX_PARAM || pad > NN_MAX_PARAM || d > NN_MAX_PARAM || gr > NN_MAX_PARAM) {
     fsvc_set_error("%s: stride, padding, dilation and groups must be < 2^31", op);
-    return NULL;
+    return -1;
   }
   if ((x->ndim != 2 && x->ndim != 3) || w->ndim != 3) {
     fsvc_set_error("%s: expected input [B, Cin, T] or [Cin, T] and weight [Cin, Cout/groups, K], "
                    "got %s and %s", op, fsvc_shape_str(x, sx, 128), fsvc_shape_str(w, sw, 128));
-    return NULL;
+    return -1;
   }
   int64_t B = x->ndim == 3 ? x->shape[0] : 1, Cin = x->shape[x->ndim - 2];
   int64_t Tin = x->shape[x->ndim - 1], K = w->shape[2], Cout = w->shape[1] * gr;
   if (w->shape[0] != Cin || Cin % gr || K < 1 || Cout < 1 || B == 0 || Tin == 0) {
     fsvc_set_error("%s: input %s and weight %s do not match with groups=%lld (or are empty)", op,
                    fsvc_shape_str(x, sx, 128), fsvc_shape_str(w, sw, 128), (long long)gr);
-    return NULL;
+    return -1;
   }
   if (bias && (bias->ndim != 1 || bias->shape[0] != Cout)) {
     fsvc_set_error("%s: bias must be [%lld], got %s", op, (long long)Cout,
                    fsvc_shape_str(bias, sb, 128));
-    return NULL;
+    return -1;
   }
   int64_t Ty = (Tin - 1) * s - 2 * pad + d * (K - 1) + output_padding + 1;
   if (Ty < 1) {
     fsvc_set_error("%s: output length %lld < 1 for input %s", op, (long long)Ty,
                    fsvc_shape_str(x, sx, 128));
-    return NULL;
+    return -1;
   }
-  int64_t iarg[4] = {s, pad, d, gr};
-  nn_conv_geom g = adjoint_geom(B, Cin, Cout, K, Tin, Ty, iarg, x->dtype);
+  iarg[0] = s;
+  iarg[1] = pad;
+  iarg[2] = d;
+  iarg[3] = gr;
+  *out_g = adjoint_geom(B, Cin, Cout, K, Tin, Ty, iarg, x->dtype);
+  return 0;
+}
+
+fsvc_tensor *fsvc_conv_transpose1d(const fsvc_tensor *x, const fsvc_tensor *w,
+                                   const fsvc_tensor *bias, const fsvc_conv1d_params *p,
+                                   int64_t output_padding) {
+  FSVC_AUTOCAST("conv_transpose1d",
+                fsvc_conv_transpose1d(FSVC_RECAST_ARG(0), FSVC_RECAST_ARG(1), FSVC_RECAST_ARG(2), p, output_padding), x, w, bias);
+  nn_conv_geom g;
+  int64_t iarg[4];
+  if (check_conv_transpose1d(x, w, bias, p, output_padding, &g, iarg) != 0) return NULL;
+  FSVC_DISPATCH_CUDA(conv_transpose1d, x, w, bias, p, output_padding);
+  FSVC_CPU_LOWP("conv_transpose1d", FSVC_RECAST_SAME_DTYPE,
+                fsvc_conv_transpose1d(FSVC_RECAST_ARG(0), FSVC_RECAST_ARG(1), FSVC_RECAST_ARG(2), p, output_padding), x, w, bias);
+  const char *op = "conv_transpose1d";
+  const int64_t B = g.B, Cout = g.Cin, Ty = g.Tx; /* g is the adjoint convolution's geometry */
   int64_t oshape[3] = {B, Cout, Ty};
   fsvc_tensor *out = x->ndim == 3 ? fsvc_empty(3, oshape, x->dtype)
                                   : fsvc_empty(2, oshape + 1, x->dtype);

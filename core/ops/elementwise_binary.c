@@ -335,10 +335,36 @@ static void axpy_i64(char **p, const int64_t *s, int64_t n, void *ctx) {
     o[i * s[0]] = (int64_t)((uint64_t)o[i * s[0]] + (uint64_t)(int64_t)(prm->d[0] * (double)X[i * s[1]]));
 }
 
-int fsvc_add_(fsvc_tensor *dst, const fsvc_tensor *src, double alpha) {
-  FSVC_DISPATCH_CUDA_INT(add_, dst, src, alpha);
-  if (fsvc_ew_check_inplace("add_", dst) != 0 || fsvc_ew_check_live("add_", src, "other") != 0)
+/* add_'s checks, the same on every device (made before the dispatch): dst writable, src alive
+ * and broadcastable to dst's shape. */
+static int check_add_(const fsvc_tensor *dst, const fsvc_tensor *src) {
+  if (fsvc_ew_check_inplace("add_", dst) != 0) return -1;
+  if (!src) {
+    fsvc_set_error("add_: argument other is missing (NULL)");
     return -1;
+  }
+  if (!src->storage) {
+    fsvc_set_error("add_: argument other: tensor was freed");
+    return -1;
+  }
+  int ok = src->ndim <= dst->ndim;
+  for (int d = 0; ok && d < src->ndim; d++) {
+    int64_t s = src->shape[d], t = dst->shape[dst->ndim - src->ndim + d];
+    if (s != t && s != 1) ok = 0;
+  }
+  if (!ok) {
+    char a[128], b[128];
+    fsvc_set_error("add_: other of shape %s cannot be broadcast to self's shape %s",
+                   fsvc_shape_str(src, b, sizeof b), fsvc_shape_str(dst, a, sizeof a));
+    return -1;
+  }
+  return 0;
+}
+
+int fsvc_add_(fsvc_tensor *dst, const fsvc_tensor *src, double alpha) {
+  if (check_add_(dst, src) != 0) return -1;
+  FSVC_DISPATCH_CUDA_INT(add_, dst, src, alpha);
+  if (fsvc_ew_check_live("add_", src, "other") != 0) return -1;
   if (fsvc_dtype_is_16bit(src->dtype)) { /* through float32, as every 16-bit CPU op */
     fsvc_tensor *wide = fsvc_to_dtype_raw(src, FSVC_FLOAT32);
     int rc = wide ? fsvc_add_(dst, wide, alpha) : -1;
@@ -353,11 +379,6 @@ int fsvc_add_(fsvc_tensor *dst, const fsvc_tensor *src, double alpha) {
     return rc;
   }
   if (fsvc_ew_check("add_", src, "other") != 0) return -1;
-  if (src->ndim > dst->ndim) goto bad_shape;
-  for (int d = 0; d < src->ndim; d++) {
-    int64_t s = src->shape[d], t = dst->shape[dst->ndim - src->ndim + d];
-    if (s != t && s != 1) goto bad_shape;
-  }
   fsvc_tensor *sc = fsvc_ew_cast(src, dst->dtype);
   if (!sc) return -1;
   fsvc_bcast_iter it;
@@ -370,12 +391,6 @@ int fsvc_add_(fsvc_tensor *dst, const fsvc_tensor *src, double alpha) {
   }
   fsvc_tensor_release(sc);
   return rc;
-bad_shape: {
-  char a[128], b[128];
-  fsvc_set_error("add_: other of shape %s cannot be broadcast to self's shape %s",
-                 fsvc_shape_str(src, b, sizeof b), fsvc_shape_str(dst, a, sizeof a));
-  return -1;
-}
 }
 
 __attribute__((constructor)) static void register_ops(void) {

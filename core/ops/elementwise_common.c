@@ -56,9 +56,17 @@ fsvc_tensor *fsvc_ew_reduce_grad(fsvc_tensor *g, const fsvc_edge *e) {
   return r;
 }
 
-/* Checks shared by the in-place ops: writable, no autograd involvement. */
+/* Checks shared by the in-place ops: writable, no autograd involvement. Any device: the ops make
+ * them before the CUDA dispatch, so both devices give the same messages. */
 int fsvc_ew_check_inplace(const char *op, const fsvc_tensor *dst) {
-  if (fsvc_ew_check_live(op, dst, "self") != 0) return -1;
+  if (!dst) {
+    fsvc_set_error("%s: argument self is missing (NULL)", op);
+    return -1;
+  }
+  if (!dst->storage) {
+    fsvc_set_error("%s: argument self: tensor was freed", op);
+    return -1;
+  }
   if (fsvc_needs_grad(dst)) {
     fsvc_set_error("%s: a tensor that requires grad cannot be modified in place while grad mode "
                    "is on (wrap the update in fsvc.no_grad, or use the out-of-place op)",

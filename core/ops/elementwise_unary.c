@@ -234,22 +234,24 @@ fsvc_tensor *fsvc_gelu(const fsvc_tensor *a) {
   return unary_forward(&op_gelu, a, 0, 0);
 }
 
+/* The value checks of leaky_relu, clamp and mul_ come before the dispatch: the same on every
+ * device. */
 fsvc_tensor *fsvc_leaky_relu(const fsvc_tensor *a, double negative_slope) {
-  FSVC_DISPATCH_CUDA(leaky_relu, a, negative_slope);
   if (!isfinite(negative_slope)) {
     fsvc_set_error("leaky_relu: negative_slope must be a finite number (got %g)", negative_slope);
     return NULL;
   }
+  FSVC_DISPATCH_CUDA(leaky_relu, a, negative_slope);
   return unary_forward(&op_leaky_relu, a, negative_slope, 0);
 }
 
 fsvc_tensor *fsvc_clamp(const fsvc_tensor *a, double min, double max) {
-  FSVC_DISPATCH_CUDA(clamp, a, min, max);
   if (min != min || max != max) {
     fsvc_set_error("clamp: bounds must not be NaN (min %g, max %g); use -inf/inf for no bound",
                    min, max);
     return NULL;
   }
+  FSVC_DISPATCH_CUDA(clamp, a, min, max);
   return unary_forward(&op_clamp, a, min, max);
 }
 
@@ -273,8 +275,8 @@ SCALE_ROW(scale_f64, double, MUL_F64)
 SCALE_ROW(scale_i64, int64_t, MUL_I64)
 
 int fsvc_mul_scalar_(fsvc_tensor *dst, double s) {
-  FSVC_DISPATCH_CUDA_INT(mul_scalar_, dst, s);
   if (fsvc_ew_check_inplace("mul_", dst) != 0) return -1;
+  FSVC_DISPATCH_CUDA_INT(mul_scalar_, dst, s);
   if (fsvc_dtype_is_16bit(dst->dtype)) { /* dst = round16(float32(dst) * s) */
     fsvc_tensor *wide = fsvc_to_dtype_raw(dst, FSVC_FLOAT32);
     int rc = wide ? fsvc_mul_scalar_(wide, s) : -1;

@@ -1,6 +1,7 @@
 /* flip: reverses the order of elements along the given dims (a copy, as in PyTorch).
  * The reversed view is a negative stride starting at the last element; copying it gives the
- * result. The backward flips the gradient along the same dims. */
+ * result. The backward flips the gradient along the same dims. A view and a strided copy: the
+ * same code serves every device. */
 #include "fsvc/device.h"
 #include "fsvc/autograd.h"
 #include "fsvc/error.h"
@@ -34,7 +35,6 @@ static int flip_backward(fsvc_node *n, const fsvc_tensor *g, fsvc_tensor **gin) 
 }
 
 fsvc_tensor *fsvc_flip(const fsvc_tensor *a, int n_dims, const int *dims) {
-  FSVC_DISPATCH_CUDA(flip, a, n_dims, dims);
   if (!a) { fsvc_set_error("flip: tensor is nil"); return NULL; }
   if (!a->storage) { fsvc_set_error("flip: tensor was freed"); return NULL; }
   if (n_dims < 0 || (n_dims > 0 && !dims)) { fsvc_set_error("flip: invalid list of dims"); return NULL; }

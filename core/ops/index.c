@@ -2,6 +2,9 @@
  *
  * Every index is checked against the indexed dim BEFORE anything is read or written, so a bad
  * index gives "op: index V out of range for dim D of size N" and never an out-of-bounds access.
+ * The argument checks (prepare_*) run before the CUDA dispatch, so both devices give the same
+ * messages: a CPU index is range-checked here for either device; a CUDA index is checked by the
+ * device kernels, which skip a bad one and report it at the next synchronisation (gpu/). 
  * Backwards: index_select -> index_add of the gradient into zeros; gather -> scatter_add into
  * zeros; scatter_add -> the gradient itself for `a`, and gather of it for `src`. */
 #include <stdlib.h>
@@ -34,17 +37,30 @@ static int check_value_dtype(const fsvc_tensor *t, const char *op) {
   return 0;
 }
 
-/* A contiguous int64 copy of `index` whose values all lie in [0, size); NULL with an error
- * naming the first bad value otherwise. */
-static fsvc_tensor *checked_index(const fsvc_tensor *index, int64_t size, int dim, const char *op) {
-  if (check_input(index, op, "index") != 0) return NULL;
+/* index: alive, int64, and on the input's device or on the CPU (a CPU index is moved). */
+static int check_index(const fsvc_tensor *index, const fsvc_tensor *a, const char *op) {
+  if (check_input(index, op, "index") != 0) return -1;
   if (index->dtype != FSVC_INT64) {
     fsvc_set_error("%s: index must be an int64 tensor (got %s); use :long()", op,
                    fsvc_dtype_name(index->dtype));
-    return NULL;
+    return -1;
   }
+  if (fsvc_tensor_is_cuda(index) && !fsvc_device_equal(index->storage->device, a->storage->device)) {
+    char di[32], da[32];
+    fsvc_set_error("%s: index is on %s but input is on %s; move it with :to(\"%s\")", op,
+                   fsvc_device_str(index->storage->device, di, sizeof di),
+                   fsvc_device_str(a->storage->device, da, sizeof da), da);
+    return -1;
+  }
+  return 0;
+}
+
+/* A CPU index's values all lie in [0, size); -1 with an error naming the first bad value. CUDA
+ * indices are left to the device kernels (reading them here would wait for the device). */
+static int check_range(const fsvc_tensor *index, int64_t size, int dim, const char *op) {
+  if (fsvc_tensor_is_cuda(index)) return 0;
   fsvc_tensor *ic = fsvc_contiguous_raw(index);
-  if (!ic) return NULL;
+  if (!ic) return -1;
   const int64_t *p = fsvc_data(ic);
   int64_t n = fsvc_numel(ic);
   for (int64_t i = 0; i < n; i++) {
@@ -52,10 +68,11 @@ static fsvc_tensor *checked_index(const fsvc_tensor *index, int64_t size, int di
       fsvc_set_error("%s: index %lld out of range for dim %d of size %lld (indices are 0-based)", op,
                      (long long)p[i], dim, (long long)size);
       fsvc_tensor_release(ic);
-      return NULL;
+      return -1;
     }
   }
-  return ic;
+  fsvc_tensor_release(ic);
+  return 0;
 }
 
 /* ---- the element walk shared by gather and scatter_add ------------------------------------- */
@@ -154,20 +171,46 @@ static int gather_backward(fsvc_node *n, const fsvc_tensor *g, fsvc_tensor **gin
   return 0;
 }
 
+/* The checks of gather (src NULL) and scatter_add, the same on every device, made before the
+ * dispatch. Returns the normalised dim, or -1 with the error set. */
+static int prepare_gather(const char *op, const fsvc_tensor *a, int dim, const fsvc_tensor *index,
+                          const fsvc_tensor *src) {
+  if (check_input(a, op, "input") != 0 || check_index(index, a, op) != 0) return -1;
+  if (src) {
+    if (check_input(src, op, "src") != 0) return -1;
+    if (src->dtype != a->dtype) {
+      fsvc_set_error("%s: src has dtype %s but input has %s", op, fsvc_dtype_name(src->dtype),
+                     fsvc_dtype_name(a->dtype));
+      return -1;
+    }
+    if (!fsvc_device_equal(src->storage->device, a->storage->device)) {
+      char ds[32], da[32];
+      fsvc_set_error("%s: src is on %s but input is on %s", op,
+                     fsvc_device_str(src->storage->device, ds, sizeof ds),
+                     fsvc_device_str(a->storage->device, da, sizeof da));
+      return -1;
+    }
+  }
+  int d = index_dim(a, dim, op);
+  if (d < 0) return -1;
+  if (check_index_shape(a, index, src, d, op) != 0) return -1;
+  if (check_range(index, a->ndim ? a->shape[d] : 1, dim, op) != 0) return -1;
+  return d;
+}
+
 fsvc_tensor *fsvc_gather(const fsvc_tensor *a, int dim, const fsvc_tensor *index) {
+  const char *op = "gather";
+  int d = prepare_gather(op, a, dim, index, NULL);
+  if (d < 0) return NULL;
   FSVC_DISPATCH_CUDA(gather, a, dim, index);
   FSVC_CPU_LOWP("gather", FSVC_RECAST_SAME_DTYPE,
                 fsvc_gather(FSVC_RECAST_ARG(0), dim, index), a);
-  if (check_input(a, "gather", "input") != 0 || check_value_dtype(a, "gather") != 0) return NULL;
-  if (check_input(index, "gather", "index") != 0) return NULL;
-  int d = index_dim(a, dim, "gather");
-  if (d < 0) return NULL;
-  if (check_index_shape(a, index, NULL, d, "gather") != 0) return NULL;
-  fsvc_tensor *ic = checked_index(index, a->ndim ? a->shape[d] : 1, dim, "gather");
+  if (check_value_dtype(a, op) != 0) return NULL;
+  fsvc_tensor *ic = fsvc_contiguous_raw(index);
   if (!ic) return NULL;
   fsvc_tensor *out = gather_raw(a, ic, d);
   if (!out) { fsvc_tensor_release(ic); return NULL; }
-  fsvc_node *n = fsvc_node_new("gather", 1, (fsvc_tensor *[]){(fsvc_tensor *)a}, gather_backward);
+  fsvc_node *n = fsvc_node_new(op, 1, (fsvc_tensor *[]){(fsvc_tensor *)a}, gather_backward);
   if (n) {
     fsvc_node_save(n, ic);
     n->iarg[0] = d;
@@ -200,21 +243,14 @@ static int scatter_add_backward(fsvc_node *n, const fsvc_tensor *g, fsvc_tensor 
 
 fsvc_tensor *fsvc_scatter_add(const fsvc_tensor *a, int dim, const fsvc_tensor *index,
                               const fsvc_tensor *src) {
+  const char *op = "scatter_add";
+  int d = prepare_gather(op, a, dim, index, src);
+  if (d < 0) return NULL;
   FSVC_DISPATCH_CUDA(scatter_add, a, dim, index, src);
   FSVC_CPU_LOWP("scatter_add", FSVC_RECAST_SAME_DTYPE,
                 fsvc_scatter_add(FSVC_RECAST_ARG(0), dim, index, FSVC_RECAST_ARG(1)), a, src);
-  const char *op = "scatter_add";
-  if (check_input(a, op, "input") != 0 || check_value_dtype(a, op) != 0) return NULL;
-  if (check_input(index, op, "index") != 0 || check_input(src, op, "src") != 0) return NULL;
-  if (src->dtype != a->dtype) {
-    fsvc_set_error("scatter_add: src has dtype %s but input has %s", fsvc_dtype_name(src->dtype),
-                   fsvc_dtype_name(a->dtype));
-    return NULL;
-  }
-  int d = index_dim(a, dim, op);
-  if (d < 0) return NULL;
-  if (check_index_shape(a, index, src, d, op) != 0) return NULL;
-  fsvc_tensor *ic = checked_index(index, a->ndim ? a->shape[d] : 1, dim, op);
+  if (check_value_dtype(a, op) != 0) return NULL;
+  fsvc_tensor *ic = fsvc_contiguous_raw(index);
   if (!ic) return NULL;
   fsvc_tensor *out = fsvc_clone_raw(a);
   if (!out) { fsvc_tensor_release(ic); return NULL; }
@@ -232,102 +268,93 @@ fsvc_tensor *fsvc_scatter_add(const fsvc_tensor *a, int dim, const fsvc_tensor *
 }
 
 /* ---- index_select -------------------------------------------------------------------------- */
-/* Views of t with dim fixed at position i (the dim removed). */
-static fsvc_tensor *slice_at(const fsvc_tensor *t, int dim, int64_t i) {
-  int64_t shape[FSVC_MAX_DIMS], stride[FSVC_MAX_DIMS];
-  int nd = 0;
-  for (int d = 0; d < t->ndim; d++) {
-    if (d == dim) continue;
-    shape[nd] = t->shape[d];
-    stride[nd] = t->stride[d];
-    nd++;
-  }
-  return fsvc_view_raw(t, nd, shape, stride, t->offset + i * t->stride[dim]);
+/* a viewed as [outer, size, inner] around dim d (contiguous), the index as k positions:
+ *   forward:  out[o, i, :] = a[o, index[i], :]    (one block copy of `inner` elements each)
+ *   backward: gx[o, index[i], :] += g[o, i, :]   (repeated indices add up) */
+static void outer_inner(const int64_t *shape, int ndim, int d, int64_t *outer, int64_t *inner) {
+  *outer = 1;
+  *inner = 1;
+  for (int q = 0; q < d; q++) *outer *= shape[q];
+  for (int q = d + 1; q < ndim; q++) *inner *= shape[q];
 }
 
-/* dst += src for equal shapes (float dtypes, any strides) */
-static int add_into(fsvc_tensor *dst, const fsvc_tensor *src) {
-  fsvc_tensor *s = fsvc_contiguous_raw(src);
-  if (!s) return -1;
-  int64_t n = fsvc_numel(dst);
-  if (fsvc_is_contiguous(dst) && dst->dtype == FSVC_FLOAT32) {
-    float *dp = fsvc_data(dst);
-    const float *sp = fsvc_data(s);
-    for (int64_t i = 0; i < n; i++) dp[i] += sp[i];
-  } else if (fsvc_is_contiguous(dst) && dst->dtype == FSVC_FLOAT64) {
-    double *dp = fsvc_data(dst);
-    const double *sp = fsvc_data(s);
-    for (int64_t i = 0; i < n; i++) dp[i] += sp[i];
-  } else {
-    for (int64_t i = 0; i < n; i++) fsvc_set_flat(dst, i, fsvc_get_flat(dst, i) + fsvc_get_flat(s, i));
+#define DEFINE_INDEX_ADD(NAME, T)                                                                  \
+  static void NAME(T *gx, const T *g, const int64_t *ip, int64_t k, int64_t size, int64_t outer,   \
+                   int64_t inner) {                                                                \
+    for (int64_t o = 0; o < outer; o++)                                                            \
+      for (int64_t i = 0; i < k; i++) {                                                            \
+        T *dst = gx + (o * size + ip[i]) * inner;                                                  \
+        const T *src = g + (o * k + i) * inner;                                                    \
+        for (int64_t j = 0; j < inner; j++) dst[j] += src[j];                                      \
+      }                                                                                            \
   }
-  fsvc_tensor_release(s);
-  return 0;
-}
+DEFINE_INDEX_ADD(index_add_f32, float)
+DEFINE_INDEX_ADD(index_add_f64, double)
 
 static int index_select_backward(fsvc_node *n, const fsvc_tensor *g, fsvc_tensor **gin) {
   if (!n->edges[0].needs_grad) return 0;
   const fsvc_edge *e = &n->edges[0];
-  int dim = (int)n->iarg[0];
   const fsvc_tensor *ic = n->saved[0];
-  const int64_t *ip = fsvc_data(ic);
   fsvc_tensor *z = fsvc_zeros(e->ndim, e->shape, g->dtype);
-  if (!z) return -1;
-  if (e->ndim == 0) { /* 0-d input: the gradient is the (single) selected element's */
-    int rc = add_into(z, g);
-    if (rc != 0) { fsvc_tensor_release(z); return -1; }
-    gin[0] = z;
-    return 0;
-  }
-  int64_t k = fsvc_numel(ic);
-  for (int64_t i = 0; i < k; i++) {
-    fsvc_tensor *dst = slice_at(z, dim, ip[i]);
-    fsvc_tensor *src = dst ? slice_at(g, dim, i) : NULL;
-    int rc = src ? add_into(dst, src) : -1;
-    fsvc_tensor_release(src);
-    fsvc_tensor_release(dst);
-    if (rc != 0) { fsvc_tensor_release(z); return -1; }
-  }
+  fsvc_tensor *gc = z ? fsvc_contiguous_raw(g) : NULL;
+  if (!gc) { fsvc_tensor_release(z); return -1; }
+  int d = (int)n->iarg[0];
+  int64_t outer, inner, size = e->ndim ? e->shape[d] : 1;
+  outer_inner(e->shape, e->ndim, d, &outer, &inner);
+  /* a 0-d input took one element: k = 1, the gradient is that element's */
+  int64_t k = e->ndim ? fsvc_numel(ic) : 1;
+  const int64_t *ip = fsvc_data(ic);
+  if (g->dtype == FSVC_FLOAT32) index_add_f32(fsvc_data(z), fsvc_data(gc), ip, k, size, outer, inner);
+  else index_add_f64(fsvc_data(z), fsvc_data(gc), ip, k, size, outer, inner);
+  fsvc_tensor_release(gc);
   gin[0] = z;
   return 0;
 }
 
-fsvc_tensor *fsvc_index_select(const fsvc_tensor *a, int dim, const fsvc_tensor *index) {
-  FSVC_DISPATCH_CUDA(index_select, a, dim, index);
-  FSVC_CPU_LOWP("index_select", FSVC_RECAST_SAME_DTYPE,
-                fsvc_index_select(FSVC_RECAST_ARG(0), dim, index), a);
+/* index_select's checks, the same on every device; the normalised dim or -1 */
+static int prepare_index_select(const fsvc_tensor *a, int dim, const fsvc_tensor *index) {
   const char *op = "index_select";
-  if (check_input(a, op, "input") != 0 || check_value_dtype(a, op) != 0) return NULL;
-  if (check_input(index, op, "index") != 0) return NULL;
+  if (check_input(a, op, "input") != 0 || check_index(index, a, op) != 0) return -1;
   if (index->ndim > 1) {
     char sb[128];
     fsvc_set_error("index_select: index must be 0-d or 1-d (got shape %s)",
                    fsvc_shape_str(index, sb, sizeof sb));
-    return NULL;
+    return -1;
   }
   int d = index_dim(a, dim, op);
+  if (d < 0) return -1;
+  if (check_range(index, a->ndim ? a->shape[d] : 1, dim, op) != 0) return -1;
+  return d;
+}
+
+fsvc_tensor *fsvc_index_select(const fsvc_tensor *a, int dim, const fsvc_tensor *index) {
+  const char *op = "index_select";
+  int d = prepare_index_select(a, dim, index);
   if (d < 0) return NULL;
-  int64_t size = a->ndim ? a->shape[d] : 1;
-  fsvc_tensor *ic = checked_index(index, size, dim, op);
-  if (!ic) return NULL;
-  int64_t k = fsvc_numel(ic);
-  const int64_t *ip = fsvc_data(ic);
-  fsvc_tensor *out;
-  if (a->ndim == 0) {
-    out = fsvc_clone_raw(a); /* PyTorch: a 0-d input gives a 0-d output */
-  } else {
-    int64_t shape[FSVC_MAX_DIMS];
-    for (int i = 0; i < a->ndim; i++) shape[i] = i == d ? k : a->shape[i];
-    out = fsvc_empty(a->ndim, shape, a->dtype);
-    for (int64_t i = 0; out && i < k; i++) {
-      fsvc_tensor *dst = slice_at(out, d, i);
-      fsvc_tensor *src = dst ? slice_at(a, d, ip[i]) : NULL;
-      int rc = src ? fsvc_copy_(dst, src) : -1;
-      fsvc_tensor_release(src);
-      fsvc_tensor_release(dst);
-      if (rc != 0) { fsvc_tensor_release(out); out = NULL; }
-    }
+  FSVC_DISPATCH_CUDA(index_select, a, dim, index);
+  FSVC_CPU_LOWP("index_select", FSVC_RECAST_SAME_DTYPE,
+                fsvc_index_select(FSVC_RECAST_ARG(0), dim, index), a);
+  if (check_value_dtype(a, op) != 0) return NULL;
+  fsvc_tensor *ic = fsvc_contiguous_raw(index);
+  fsvc_tensor *x = ic ? fsvc_contiguous_raw(a) : NULL;
+  if (!x) { fsvc_tensor_release(ic); return NULL; }
+  const int64_t k = fsvc_numel(ic), size = a->ndim ? a->shape[d] : 1;
+  int64_t outer, inner, shape[FSVC_MAX_DIMS];
+  outer_inner(a->shape, a->ndim, d, &outer, &inner);
+  for (int i = 0; i < a->ndim; i++) shape[i] = i == d ? k : a->shape[i];
+  /* PyTorch: a 0-d input gives a 0-d output (its one element, for index [0]) */
+  fsvc_tensor *out = a->ndim == 0 ? fsvc_clone_raw(x) : fsvc_empty(a->ndim, shape, a->dtype);
+  if (out && a->ndim > 0) {
+    const size_t es = fsvc_dtype_size(a->dtype), row = (size_t)inner * es;
+    const char *src = fsvc_data(x);
+    char *dst = fsvc_data(out);
+    const int64_t *ip = fsvc_data(ic);
+#pragma omp parallel for if (outer * k * inner > 65536)
+    for (int64_t o = 0; o < outer; o++)
+      for (int64_t i = 0; i < k; i++)
+        memcpy(dst + (size_t)(o * k + i) * row, src + (size_t)(o * size + ip[i]) * row, row);
   }
+  fsvc_tensor_release(x);
   if (!out) { fsvc_tensor_release(ic); return NULL; }
   fsvc_node *n = fsvc_node_new(op, 1, (fsvc_tensor *[]){(fsvc_tensor *)a}, index_select_backward);
   if (n) {

@@ -108,27 +108,33 @@ static int interpolate_backward(fsvc_node *node, const fsvc_tensor *grad, fsvc_t
   return 0;
 }
 
-fsvc_tensor *fsvc_interpolate(const fsvc_tensor *x, int64_t out_size, double scale,
-                              fsvc_interp_mode mode, int align_corners) {
-  FSVC_DISPATCH_CUDA(interpolate, x, out_size, scale, mode, align_corners);
-  FSVC_CPU_LOWP("interpolate", FSVC_RECAST_SAME_DTYPE,
-                fsvc_interpolate(FSVC_RECAST_ARG(0), out_size, scale, mode, align_corners), x);
+/* interpolate's checks, the same on every device (made before the dispatch) */
+static int check_interpolate(const fsvc_tensor *x, int64_t out_size, double scale, fsvc_interp_mode mode) {
   char sx[128];
-  if (nn_check_float(x, "interpolate", "input")) return NULL;
+  if (nn_check_float(x, "interpolate", "input")) return -1;
   if (x->ndim < 1 || fsvc_numel(x) == 0) {
     fsvc_set_error("interpolate: expected a non-empty [B, C, T] input, got %s",
                    fsvc_shape_str(x, sx, 128));
-    return NULL;
+    return -1;
   }
   if (mode != FSVC_INTERP_NEAREST && mode != FSVC_INTERP_LINEAR) {
     fsvc_set_error("interpolate: unknown mode %d", (int)mode);
-    return NULL;
+    return -1;
   }
   if (out_size < 1 || out_size > NN_MAX_PARAM || isnan(scale) || isinf(scale)) {
     fsvc_set_error("interpolate: output size must be in 1..2^31 and the scale finite (size %lld, input "
                    "%s)", (long long)out_size, fsvc_shape_str(x, sx, 128));
-    return NULL;
+    return -1;
   }
+  return 0;
+}
+
+fsvc_tensor *fsvc_interpolate(const fsvc_tensor *x, int64_t out_size, double scale,
+                              fsvc_interp_mode mode, int align_corners) {
+  if (check_interpolate(x, out_size, scale, mode) != 0) return NULL;
+  FSVC_DISPATCH_CUDA(interpolate, x, out_size, scale, mode, align_corners);
+  FSVC_CPU_LOWP("interpolate", FSVC_RECAST_SAME_DTYPE,
+                fsvc_interpolate(FSVC_RECAST_ARG(0), out_size, scale, mode, align_corners), x);
   if (mode == FSVC_INTERP_NEAREST) align_corners = 0;
   int64_t in = x->shape[x->ndim - 1];
   int64_t shape[FSVC_MAX_DIMS];

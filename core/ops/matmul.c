@@ -207,11 +207,7 @@ static fsvc_tensor *reshape_raw(const fsvc_tensor *t, int ndim, const int64_t *s
 
 static int check_pair(const fsvc_tensor *a, const fsvc_tensor *b, const char *op) {
   if (nn_check_float(a, op, "a") || nn_check_float(b, op, "b")) return -1;
-  if (a->dtype != b->dtype) {
-    fsvc_set_error("%s: dtypes differ (%s and %s)", op, fsvc_dtype_name(a->dtype),
-                   fsvc_dtype_name(b->dtype));
-    return -1;
-  }
+  if (nn_check_same_dtype(op, a, b, NULL)) return -1;
   if (a->ndim < 1 || b->ndim < 1) {
     char sa[128], sb[128];
     fsvc_set_error("%s: operands must have at least 1 dim, shapes %s and %s", op,
@@ -299,29 +295,52 @@ static fsvc_tensor *matmul_op(const fsvc_tensor *a, const fsvc_tensor *b, const 
   return out;
 }
 
+/* matmul's shape rule (numpy's): the inner dims agree and the batch dims (all but the last two;
+ * none for a 1-d or 2-d operand) broadcast. Checked before the dispatch: the same on every device. */
+static int check_matmul_shapes(const fsvc_tensor *a, const fsvc_tensor *b) {
+  char sa[128], sb[128];
+  int64_t ka = a->shape[a->ndim - 1], kb = b->ndim == 1 ? b->shape[0] : b->shape[b->ndim - 2];
+  if (ka != kb) {
+    fsvc_set_error("matmul: shapes %s and %s cannot be multiplied (%lld != %lld)",
+                   fsvc_shape_str(a, sa, sizeof sa), fsvc_shape_str(b, sb, sizeof sb), (long long)ka,
+                   (long long)kb);
+    return -1;
+  }
+  int na = a->ndim > 2 ? a->ndim - 2 : 0, nb = b->ndim > 2 ? b->ndim - 2 : 0;
+  for (int i = 1; i <= na && i <= nb; i++) {
+    int64_t x = a->shape[na - i], y = b->shape[nb - i];
+    if (x != y && x != 1 && y != 1) {
+      fsvc_set_error("matmul: batch dims of %s and %s do not broadcast",
+                     fsvc_shape_str(a, sa, sizeof sa), fsvc_shape_str(b, sb, sizeof sb));
+      return -1;
+    }
+  }
+  return 0;
+}
+
 fsvc_tensor *fsvc_matmul(const fsvc_tensor *a, const fsvc_tensor *b) {
   FSVC_AUTOCAST("matmul",
                 fsvc_matmul(FSVC_RECAST_ARG(0), FSVC_RECAST_ARG(1)), a, b);
+  if (check_pair(a, b, "matmul") || check_matmul_shapes(a, b)) return NULL; /* every device's */
   FSVC_DISPATCH_CUDA(matmul, a, b);
   FSVC_CPU_LOWP("matmul", FSVC_RECAST_SAME_DTYPE,
                 fsvc_matmul(FSVC_RECAST_ARG(0), FSVC_RECAST_ARG(1)), a, b);
-  if (check_pair(a, b, "matmul")) return NULL;
   return matmul_op(a, b, "matmul");
 }
 
 fsvc_tensor *fsvc_bmm(const fsvc_tensor *a, const fsvc_tensor *b) {
   FSVC_AUTOCAST("bmm",
                 fsvc_bmm(FSVC_RECAST_ARG(0), FSVC_RECAST_ARG(1)), a, b);
-  FSVC_DISPATCH_CUDA(bmm, a, b);
-  FSVC_CPU_LOWP("bmm", FSVC_RECAST_SAME_DTYPE,
-                fsvc_bmm(FSVC_RECAST_ARG(0), FSVC_RECAST_ARG(1)), a, b);
-  if (check_pair(a, b, "bmm")) return NULL;
+  if (check_pair(a, b, "bmm")) return NULL; /* every device's checks, before the dispatch */
   char sa[128], sb[128];
   if (a->ndim != 3 || b->ndim != 3 || a->shape[0] != b->shape[0] || a->shape[2] != b->shape[1]) {
     fsvc_set_error("bmm: expected [B, n, k] and [B, k, m], shapes %s and %s",
                    fsvc_shape_str(a, sa, 128), fsvc_shape_str(b, sb, 128));
     return NULL;
   }
+  FSVC_DISPATCH_CUDA(bmm, a, b);
+  FSVC_CPU_LOWP("bmm", FSVC_RECAST_SAME_DTYPE,
+                fsvc_bmm(FSVC_RECAST_ARG(0), FSVC_RECAST_ARG(1)), a, b);
   return matmul_op(a, b, "bmm");
 }
 
@@ -366,27 +385,29 @@ done:
   return rc;
 }
 
-fsvc_tensor *fsvc_linear(const fsvc_tensor *x, const fsvc_tensor *w, const fsvc_tensor *b) {
-  FSVC_AUTOCAST("linear",
-                fsvc_linear(FSVC_RECAST_ARG(0), FSVC_RECAST_ARG(1), FSVC_RECAST_ARG(2)), x, w, b);
-  FSVC_DISPATCH_CUDA(linear, x, w, b);
-  FSVC_CPU_LOWP("linear", FSVC_RECAST_SAME_DTYPE,
-                fsvc_linear(FSVC_RECAST_ARG(0), FSVC_RECAST_ARG(1), FSVC_RECAST_ARG(2)), x, w, b);
+/* linear's checks, the same on every device (made before the dispatch) */
+static int check_linear(const fsvc_tensor *x, const fsvc_tensor *w, const fsvc_tensor *b) {
   char sx[128], sw[128], sb[128];
-  if (nn_check_float(x, "linear", "x") || nn_check_float(w, "linear", "weight")) return NULL;
-  if (b && nn_check_float(b, "linear", "bias")) return NULL;
-  if (x->dtype != w->dtype || (b && b->dtype != x->dtype)) {
-    fsvc_set_error("linear: dtypes differ (x %s, weight %s)", fsvc_dtype_name(x->dtype),
-                   fsvc_dtype_name(w->dtype));
-    return NULL;
-  }
+  if (nn_check_float(x, "linear", "x") || nn_check_float(w, "linear", "weight")) return -1;
+  if (b && nn_check_float(b, "linear", "bias")) return -1;
+  if (nn_check_same_dtype("linear", x, w, b)) return -1;
   if (x->ndim < 1 || w->ndim != 2 || x->shape[x->ndim - 1] != w->shape[1] ||
       (b && (b->ndim != 1 || b->shape[0] != w->shape[0]))) {
     fsvc_set_error("linear: expected x [..., in], weight [out, in], bias [out]; got %s, %s, %s",
                    fsvc_shape_str(x, sx, 128), fsvc_shape_str(w, sw, 128),
                    b ? fsvc_shape_str(b, sb, 128) : "none");
-    return NULL;
+    return -1;
   }
+  return 0;
+}
+
+fsvc_tensor *fsvc_linear(const fsvc_tensor *x, const fsvc_tensor *w, const fsvc_tensor *b) {
+  FSVC_AUTOCAST("linear",
+                fsvc_linear(FSVC_RECAST_ARG(0), FSVC_RECAST_ARG(1), FSVC_RECAST_ARG(2)), x, w, b);
+  if (check_linear(x, w, b) != 0) return NULL;
+  FSVC_DISPATCH_CUDA(linear, x, w, b);
+  FSVC_CPU_LOWP("linear", FSVC_RECAST_SAME_DTYPE,
+                fsvc_linear(FSVC_RECAST_ARG(0), FSVC_RECAST_ARG(1), FSVC_RECAST_ARG(2)), x, w, b);
   int64_t in = w->shape[1], outf = w->shape[0];
   int64_t rows = in ? fsvc_numel(x) / in : 0;
   if (in == 0) { /* no x elements to count rows from: take them from the shape */

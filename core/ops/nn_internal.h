@@ -16,14 +16,29 @@
 #define NN_MAX_PARAM ((int64_t)1 << 31)
 
 /* A usable float32/float64 tensor (not NULL, not freed); sets an error naming op and arg. */
+/* t alive and of a float dtype. The ops check their arguments with it before the CUDA dispatch
+ * (the same messages on both devices); 16-bit tensors reach the CPU kernels as float32. */
 static inline int nn_check_float(const fsvc_tensor *t, const char *op, const char *arg) {
   if (!t) { fsvc_set_error("%s: %s is NULL", op, arg); return -1; }
   if (!t->storage) { fsvc_set_error("%s: %s: tensor was freed", op, arg); return -1; }
-  if (t->dtype != FSVC_FLOAT32 && t->dtype != FSVC_FLOAT64) {
-    fsvc_set_error("%s: %s must be float32 or float64, got %s", op, arg, fsvc_dtype_name(t->dtype));
+  if (!fsvc_dtype_is_float(t->dtype)) {
+    fsvc_set_error("%s: %s must be a float tensor (float32, float64, float16 or bfloat16), got %s",
+                   op, arg, fsvc_dtype_name(t->dtype));
     return -1;
   }
   return 0;
+}
+
+/* a, b and c (c may be NULL) of one dtype; the message names the first two that differ and the fix
+ * (the matrix ops are the ones autocast would cast). */
+static inline int nn_check_same_dtype(const char *op, const fsvc_tensor *a, const fsvc_tensor *b,
+                                      const fsvc_tensor *c) {
+  const fsvc_tensor *other = a->dtype != b->dtype ? b : c && c->dtype != a->dtype ? c : NULL;
+  if (!other) return 0;
+  fsvc_set_error("%s: dtypes differ (%s and %s); cast with :to(dtype), or run the op under "
+                 "fsvc.autocast to have it cast",
+                 op, fsvc_dtype_name(a->dtype), fsvc_dtype_name(other->dtype));
+  return -1;
 }
 
 /* C[M,N] = alpha * op(A) op(B) + beta * C, row-major, on float32 or float64 buffers.

@@ -42,16 +42,24 @@ static const char *mode_name(fsvc_pad_mode m) {
   return m == FSVC_PAD_REFLECT ? "reflect" : m == FSVC_PAD_REPLICATE ? "replicate" : "constant";
 }
 
-/* Validates the pads against the input shape and builds the index maps. */
-static int plan_build(pad_plan *p, int nd, const int64_t *shape, int n_pads, const int64_t *pads,
-                      fsvc_pad_mode mode) {
+/* The checks of fsvc_pad, the same for every device (made before the dispatch): the tensor,
+ * the mode, the pad count and each dim's pads against its size. */
+static int check_pads(const fsvc_tensor *a, int n_pads, const int64_t *pads, fsvc_pad_mode mode) {
   char sa[128];
-  memset(p, 0, sizeof *p);
-  p->nd = nd;
-  for (int d = 0; d < nd; d++) p->in_shape[d] = p->out_shape[d] = shape[d];
+  if (!a) { fsvc_set_error("pad: tensor is nil"); return -1; }
+  if (!a->storage) { fsvc_set_error("pad: tensor was freed"); return -1; }
+  if (mode != FSVC_PAD_CONSTANT && mode != FSVC_PAD_REFLECT && mode != FSVC_PAD_REPLICATE) {
+    fsvc_set_error("pad: invalid mode %d", (int)mode);
+    return -1;
+  }
+  if (n_pads < 0 || n_pads % 2 != 0 || n_pads > 2 * a->ndim || (n_pads > 0 && !pads)) {
+    fsvc_set_error("pad: %d pads for input %s: need an even number, at most 2 per dim (%d)", n_pads,
+                   fsvc_shape_str(a, sa, sizeof sa), 2 * a->ndim);
+    return -1;
+  }
   for (int k = 0; k < n_pads / 2; k++) {
-    int d = nd - 1 - k;
-    int64_t l = pads[2 * k], r = pads[2 * k + 1], n = shape[d];
+    int d = a->ndim - 1 - k;
+    int64_t l = pads[2 * k], r = pads[2 * k + 1], n = a->shape[d];
     const char *why = NULL;
     if (mode != FSVC_PAD_CONSTANT && (l < 0 || r < 0)) why = "negative pads need constant mode";
     else if (mode == FSVC_PAD_REFLECT && (l >= n || r >= n)) why = "reflect needs each pad < the dim's size";
@@ -59,11 +67,23 @@ static int plan_build(pad_plan *p, int nd, const int64_t *shape, int n_pads, con
     else if (n + l + r < 0) why = "the pads crop more than the dim holds";
     if (why) {
       fsvc_set_error("pad: %s: pads (%lld, %lld) for dim %d of size %lld (input %s, mode %s)", why,
-                     (long long)l, (long long)r, d, (long long)n,
-                     fsvc_shape_str_n(nd, shape, sa, sizeof sa), mode_name(mode));
-      plan_free(p);
+                     (long long)l, (long long)r, d, (long long)n, fsvc_shape_str(a, sa, sizeof sa),
+                     mode_name(mode));
       return -1;
     }
+  }
+  return 0;
+}
+
+/* Builds the index maps of checked pads (check_pads). */
+static int plan_build(pad_plan *p, int nd, const int64_t *shape, int n_pads, const int64_t *pads,
+                      fsvc_pad_mode mode) {
+  memset(p, 0, sizeof *p);
+  p->nd = nd;
+  for (int d = 0; d < nd; d++) p->in_shape[d] = p->out_shape[d] = shape[d];
+  for (int k = 0; k < n_pads / 2; k++) {
+    int d = nd - 1 - k;
+    int64_t l = pads[2 * k], r = pads[2 * k + 1], n = shape[d];
     p->left[d] = l;
     p->out_shape[d] = n + l + r;
     if (l == 0 && r == 0) continue;
@@ -197,21 +217,10 @@ static int pad_backward(fsvc_node *n, const fsvc_tensor *g, fsvc_tensor **gin) {
 
 fsvc_tensor *fsvc_pad(const fsvc_tensor *a, int n_pads, const int64_t *pads, fsvc_pad_mode mode,
                       double value) {
+  if (check_pads(a, n_pads, pads, mode) != 0) return NULL;
   FSVC_DISPATCH_CUDA(pad, a, n_pads, pads, mode, value);
   FSVC_CPU_LOWP("pad", FSVC_RECAST_SAME_DTYPE,
                 fsvc_pad(FSVC_RECAST_ARG(0), n_pads, pads, mode, value), a);
-  char sa[128];
-  if (!a) { fsvc_set_error("pad: tensor is nil"); return NULL; }
-  if (!a->storage) { fsvc_set_error("pad: tensor was freed"); return NULL; }
-  if (mode != FSVC_PAD_CONSTANT && mode != FSVC_PAD_REFLECT && mode != FSVC_PAD_REPLICATE) {
-    fsvc_set_error("pad: invalid mode %d", (int)mode);
-    return NULL;
-  }
-  if (n_pads < 0 || n_pads % 2 != 0 || n_pads > 2 * a->ndim || (n_pads > 0 && !pads)) {
-    fsvc_set_error("pad: %d pads for input %s: need an even number, at most 2 per dim (%d)", n_pads,
-                   fsvc_shape_str(a, sa, sizeof sa), 2 * a->ndim);
-    return NULL;
-  }
   if (a->dtype != FSVC_FLOAT32 && a->dtype != FSVC_FLOAT64 && a->dtype != FSVC_INT64) {
     fsvc_set_error("pad: dtype %s is not supported (float32, float64, int64)", fsvc_dtype_name(a->dtype));
     return NULL;

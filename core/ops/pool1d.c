@@ -107,10 +107,12 @@ static int avg_pool1d_backward(fsvc_node *node, const fsvc_tensor *grad, fsvc_te
 }
 
 fsvc_tensor *fsvc_avg_pool1d(const fsvc_tensor *x, int64_t kernel, int64_t stride, int64_t padding) {
+  pool_geom g;
+  int64_t checked_stride = stride; /* the checks of every device, before the dispatch */
+  if (pool_check(x, kernel, &checked_stride, padding, "avg_pool1d", &g) != 0) return NULL;
   FSVC_DISPATCH_CUDA(avg_pool1d, x, kernel, stride, padding);
   FSVC_CPU_LOWP("avg_pool1d", FSVC_RECAST_SAME_DTYPE,
                 fsvc_avg_pool1d(FSVC_RECAST_ARG(0), kernel, stride, padding), x);
-  pool_geom g;
   fsvc_tensor *xc, *out = pool_begin(x, kernel, stride, padding, "avg_pool1d", &g, &xc);
   if (!out) return NULL;
   if (x->dtype == FSVC_FLOAT32) avg_fwd_f32(&g, fsvc_data(xc), fsvc_data(out));
@@ -173,10 +175,12 @@ static int max_pool1d_backward(fsvc_node *node, const fsvc_tensor *grad, fsvc_te
 }
 
 fsvc_tensor *fsvc_max_pool1d(const fsvc_tensor *x, int64_t kernel, int64_t stride, int64_t padding) {
+  pool_geom g;
+  int64_t checked_stride = stride; /* the checks of every device, before the dispatch */
+  if (pool_check(x, kernel, &checked_stride, padding, "max_pool1d", &g) != 0) return NULL;
   FSVC_DISPATCH_CUDA(max_pool1d, x, kernel, stride, padding);
   FSVC_CPU_LOWP("max_pool1d", FSVC_RECAST_SAME_DTYPE,
                 fsvc_max_pool1d(FSVC_RECAST_ARG(0), kernel, stride, padding), x);
-  pool_geom g;
   fsvc_tensor *xc, *out = pool_begin(x, kernel, stride, padding, "max_pool1d", &g, &xc);
   if (!out) return NULL;
   int want_grad = fsvc_needs_grad(x);

@@ -122,7 +122,25 @@ static fsvc_tensor *extremum_dim(const fsvc_tensor *a, int dim, int keepdim, fsv
   return out;
 }
 
+/* The empty-input rule of max/min/argmax/argmin, the same on every device (checked before the
+ * dispatch): a reduction over no elements has no answer; an empty tensor reduced along a dim that
+ * is not empty gives an empty result. all: over every element, else over `dim`. */
+static int check_extremum(const fsvc_tensor *a, int all, int dim, const char *op) {
+  if (!a || !a->storage) return 0; /* the device's own check names it */
+  if (all) {
+    if (fsvc_numel(a) > 0) return 0;
+    fsvc_set_error("%s: the tensor is empty; max/min of no elements is undefined", op);
+    return -1;
+  }
+  int d = fsvc_reduce_norm_dim(dim, a->ndim, op);
+  if (d < 0) return -1;
+  if (a->ndim == 0 || a->shape[d] > 0) return 0;
+  fsvc_set_error("%s: cannot reduce over an empty dim (size 0); the result would be undefined", op);
+  return -1;
+}
+
 fsvc_tensor *fsvc_max_dim(const fsvc_tensor *a, int dim, int keepdim, fsvc_tensor **indices) {
+  if (check_extremum(a, 0, dim, "max") != 0) return NULL;
   FSVC_DISPATCH_CUDA(max_dim, a, dim, keepdim, indices);
   FSVC_CPU_LOWP("max", FSVC_RECAST_SAME_DTYPE,
                 fsvc_max_dim(FSVC_RECAST_ARG(0), dim, keepdim, indices), a);
@@ -130,6 +148,7 @@ fsvc_tensor *fsvc_max_dim(const fsvc_tensor *a, int dim, int keepdim, fsvc_tenso
 }
 
 fsvc_tensor *fsvc_min_dim(const fsvc_tensor *a, int dim, int keepdim, fsvc_tensor **indices) {
+  if (check_extremum(a, 0, dim, "min") != 0) return NULL;
   FSVC_DISPATCH_CUDA(min_dim, a, dim, keepdim, indices);
   FSVC_CPU_LOWP("min", FSVC_RECAST_SAME_DTYPE,
                 fsvc_min_dim(FSVC_RECAST_ARG(0), dim, keepdim, indices), a);
@@ -188,12 +207,14 @@ static fsvc_tensor *extremum_all(const fsvc_tensor *a, int want_max) {
 }
 
 fsvc_tensor *fsvc_max_all(const fsvc_tensor *a) {
+  if (check_extremum(a, 1, 0, "max") != 0) return NULL;
   FSVC_DISPATCH_CUDA(max_all, a);
   FSVC_CPU_LOWP("max", FSVC_RECAST_SAME_DTYPE,
                 fsvc_max_all(FSVC_RECAST_ARG(0)), a);
   return extremum_all(a, 1);
 }
 fsvc_tensor *fsvc_min_all(const fsvc_tensor *a) {
+  if (check_extremum(a, 1, 0, "min") != 0) return NULL;
   FSVC_DISPATCH_CUDA(min_all, a);
   FSVC_CPU_LOWP("min", FSVC_RECAST_SAME_DTYPE,
                 fsvc_min_all(FSVC_RECAST_ARG(0)), a);
@@ -222,24 +243,28 @@ static fsvc_tensor *arg_all(const fsvc_tensor *a, int want_max) {
 }
 
 fsvc_tensor *fsvc_argmax(const fsvc_tensor *a, int dim, int keepdim) {
+  if (check_extremum(a, 0, dim, "argmax") != 0) return NULL;
   FSVC_DISPATCH_CUDA(argmax, a, dim, keepdim);
   FSVC_CPU_LOWP("argmax", FSVC_RECAST_SAME_DTYPE,
                 fsvc_argmax(FSVC_RECAST_ARG(0), dim, keepdim), a);
   return arg_dim(a, dim, keepdim, 1);
 }
 fsvc_tensor *fsvc_argmin(const fsvc_tensor *a, int dim, int keepdim) {
+  if (check_extremum(a, 0, dim, "argmin") != 0) return NULL;
   FSVC_DISPATCH_CUDA(argmin, a, dim, keepdim);
   FSVC_CPU_LOWP("argmin", FSVC_RECAST_SAME_DTYPE,
                 fsvc_argmin(FSVC_RECAST_ARG(0), dim, keepdim), a);
   return arg_dim(a, dim, keepdim, 0);
 }
 fsvc_tensor *fsvc_argmax_all(const fsvc_tensor *a) {
+  if (check_extremum(a, 1, 0, "argmax") != 0) return NULL;
   FSVC_DISPATCH_CUDA(argmax_all, a);
   FSVC_CPU_LOWP("argmax", FSVC_RECAST_SAME_DTYPE,
                 fsvc_argmax_all(FSVC_RECAST_ARG(0)), a);
   return arg_all(a, 1);
 }
 fsvc_tensor *fsvc_argmin_all(const fsvc_tensor *a) {
+  if (check_extremum(a, 1, 0, "argmin") != 0) return NULL;
   FSVC_DISPATCH_CUDA(argmin_all, a);
   FSVC_CPU_LOWP("argmin", FSVC_RECAST_SAME_DTYPE,
                 fsvc_argmin_all(FSVC_RECAST_ARG(0)), a);

@@ -105,8 +105,10 @@ static void test_autocast_before_dispatch(void) {
   fsvc_tensor *w = on_mock(fsvc_full(2, ws, 0.5, FSVC_FLOAT32));
   fsvc_tensor *b = on_mock(fsvc_full(1, bs, 0.25, FSVC_FLOAT32));
   fsvc_tensor *cw = on_mock(fsvc_full(3, cs, 0.5, FSVC_FLOAT32));
+  int64_t wts[2] = {5, 3};
   fsvc_tensor *x64 = on_mock(fsvc_full(2, ws, 1.0, FSVC_FLOAT64));
-  CHECK(x && w && b && cw && x64 && fsvc_tensor_is_cuda(x));
+  fsvc_tensor *x64t = on_mock(fsvc_full(2, wts, 1.0, FSVC_FLOAT64)); /* [3, 5] x [5, 3] */
+  CHECK(x && w && b && cw && x64 && x64t && fsvc_tensor_is_cuda(x));
 
   /* off: the backend sees float32 */
   fsvc_tensor *y = fsvc_linear(x, w, b);
@@ -127,7 +129,7 @@ static void test_autocast_before_dispatch(void) {
     y = fsvc_conv1d(x, cw, NULL, &(fsvc_conv1d_params){0});
     CHECK(y && seen[0] == lows[i] && seen[1] == lows[i]);
     fsvc_tensor_release(y);
-    y = fsvc_matmul(x64, x64); /* float64 is left alone */
+    y = fsvc_matmul(x64, x64t); /* float64 is left alone */
     CHECK(y && seen_n == 2 && seen[0] == FSVC_FLOAT64 && seen[1] == FSVC_FLOAT64);
     fsvc_tensor_release(y);
     fsvc_autocast_restore(prev);
@@ -141,7 +143,7 @@ static void test_autocast_before_dispatch(void) {
   CHECK_NEAR(fsvc_get_flat(w, 0), 0.25, 0);
   set_device(w, FSVC_CUDA);
 
-  fsvc_tensor *list[] = {x, w, b, cw, x64};
+  fsvc_tensor *list[] = {x, w, b, cw, x64, x64t};
   for (size_t i = 0; i < sizeof list / sizeof list[0]; i++) fsvc_tensor_release(list[i]);
   fsvc_cuda_set_backend_for_testing(NULL);
 }

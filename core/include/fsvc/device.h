@@ -90,9 +90,6 @@ typedef struct fsvc_cuda_op_table {
   fsvc_tensor *(*topk)(const fsvc_tensor *, int64_t, int, int, int, fsvc_tensor **);
   fsvc_dim_fn softmax, log_softmax, cumsum;
   /* shape and indexing */
-  fsvc_tensor *(*cat)(int, fsvc_tensor *const *, int);
-  fsvc_tensor *(*stack)(int, fsvc_tensor *const *, int);
-  fsvc_tensor *(*flip)(const fsvc_tensor *, int, const int *);
   fsvc_tensor *(*pad)(const fsvc_tensor *, int, const int64_t *, fsvc_pad_mode, double);
   fsvc_tensor *(*index_select)(const fsvc_tensor *, int, const fsvc_tensor *);
   fsvc_tensor *(*gather)(const fsvc_tensor *, int, const fsvc_tensor *);
