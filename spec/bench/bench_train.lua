@@ -1,6 +1,7 @@
 -- Training and inference steps of the DEFAULT FasterSVC networks (modules/, docs/modules.md) on one
--- device, against the PyTorch anchor measured on one H200 (FASTERSVC.md "Sizes and cost") and the
--- goal of issue 5. It prints figures and asserts nothing.
+-- device, against the PyTorch anchors of FASTERSVC.md "Sizes and cost" for the card in use (the
+-- H100's on an H100, else the H200's; on the CPU the reference's one-core figures for the convert
+-- and streaming steps) and the goal of issue 5. It prints figures and asserts nothing.
 --
 --   build/fsvc spec/bench/bench_train.lua [-d cpu|cuda|cuda:N] [--batch N] [--seconds S]
 --                                         [--reps N] [--warmup N] [--quick] [--host-dsp] [--tf32]
@@ -184,15 +185,24 @@ end
 -- ---- the table, one row printed as soon as its step is measured --------------------------------
 local device_name = cuda and fsvc.cuda.get_device_name(tonumber(device:match("%d+$"))) or
     string.format("%d threads", fsvc.get_num_threads())
+-- The reference's timings (PyTorch 2.11 eager fp32 on the GPUs; PyTorch 1.13 on one core of the CI
+-- machines' CPU), batch 16 of 1 s clips, convert 10 s (FASTERSVC.md "Sizes and cost")
+local ANCHORS = {
+  H200 = { decoder = 35.9, discriminator = 146.6, pitch = 7.8, convert = 11.9, stream = 12.1 },
+  H100 = { decoder = 38.5, discriminator = 152.4, pitch = 6.4, convert = 12.2, stream = 7.9 },
+  ["CPU 1 core"] = { convert = "1200-1500", stream = "52-58" },
+}
+local anchor_card = not cuda and "CPU 1 core" or device_name:find("H100") and "H100" or "H200"
+local anchors = ANCHORS[anchor_card]
 print(string.format("device: %s (%s)  batch %d x %.2f s (%d samples)  median of up to %d timed runs "
   .. "after %d warm-up, at most %gs per step%s", device, device_name, batch, L / SR, L, reps, warmup,
   step_budget, (cuda and opts.tf32) and ", TF32 on" or ""))
 if opts.graph and not cuda then print("note: --graph needs a CUDA device; ignored on " .. device) end
 if graphs then
-  print(string.format("%-20s %10s %10s %12s %8s %5s  %s", "step", "ms", "graph ms", "anchor H200", "goal",
-    "runs", "DSP via host / note"))
+  print(string.format("%-20s %10s %10s %12s %8s %5s  %s", "step", "ms", "graph ms", "anchor " .. anchor_card,
+    "goal", "runs", "DSP via host / note"))
 else
-  print(string.format("%-20s %10s %12s %8s %5s  %s", "step", "ms", "anchor H200", "goal", "runs",
+  print(string.format("%-20s %10s %16s %8s %5s  %s", "step", "ms", "anchor " .. anchor_card, "goal", "runs",
     "DSP via host / note"))
 end
 io.stdout:flush()
@@ -225,8 +235,10 @@ local function time_graph(graph_build)
 end
 
 local launches = {} -- "key=kernels+library calls" of one eager step, on CUDA
-local function run(key, label, anchor, goal, build, graph_build)
+local function run(key, label, goal, build, graph_build)
   if only and not only[key] then return end
+  local anchor = anchors[key] or "-"
+  if quick and key == "convert" then anchor = "-" end
   local ok, step = pcall(build)
   local ms, n, via, note
   if ok then
@@ -265,7 +277,7 @@ local function run(key, label, anchor, goal, build, graph_build)
       gms and string.format("%.1f", gms) or "-", fmt(anchor), fmt(goal),
       (n or "-") .. (gn and ("/" .. gn) or ""), tail))
   else
-    print(string.format("%-20s %10s %12s %8s %5s  %s", label, ms and string.format("%.1f", ms) or "-",
+    print(string.format("%-20s %10s %16s %8s %5s  %s", label, ms and string.format("%.1f", ms) or "-",
       fmt(anchor), fmt(goal), n or "-", tail))
   end
   io.stdout:flush()
@@ -337,7 +349,7 @@ local function generator_forward(ce, dec, wave, f0)
   return dec:synthesize(z, f0, e)
 end
 
-run("decoder", "decoder + log-mel", 35.9, 18, function()
+run("decoder", "decoder + log-mel", 18, function()
   local ce, dec, opt, wave, f0 = decoder_setup()
   return function()
     opt:zero_grad()
@@ -367,7 +379,7 @@ end, function()
 end)
 
 -- ---- (b) + the discriminator ------------------------------------------------------------------
-run("discriminator", "+ discriminator", 146.6, 75, function()
+run("discriminator", "+ discriminator", 75, function()
   local ce, dec, opt_g, wave, f0 = decoder_setup()
   local disc = Discriminator {}
   disc:to(device)
@@ -445,7 +457,7 @@ local function pitch_setup(capturable)
   return pe, opt, weight, labels, augment, weight_cpu, labels_cpu
 end
 
-run("pitch", "pitch estimator", 7.8, 4, function()
+run("pitch", "pitch estimator", 4, function()
   local pe, opt, weight, labels, augment = pitch_setup()
   return function()
     opt:zero_grad()
@@ -486,7 +498,7 @@ local function convertor()
   return cv, target
 end
 
-run("convert", string.format("convert %gs", convert_seconds), quick and "-" or 11.9, "-", function()
+run("convert", string.format("convert %gs", convert_seconds), "-", function()
   local cv, target = convertor()
   local wave = to_dev(test_wave(1, convert_seconds * SR))
   return function() cv:convert(wave, target) end
@@ -502,7 +514,7 @@ local function stream_setup()
   return cv, target, buffer, fade_in, prev_tail
 end
 
-run("stream", "streaming step", 12.1, 1, function()
+run("stream", "streaming step", 1, function()
   local cv, target, buffer, fade_in, prev_tail = stream_setup()
   local chunk, nbuf = STREAM_CHUNK, STREAM_NBUF
   return function()
