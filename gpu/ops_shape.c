@@ -6,6 +6,7 @@
 
 #include "gpu_ops.h"
 #include "fsvc/ops_shape.h"
+#include "ops/index_internal.h" /* gather's and scatter_add's backward, shared with the CPU */
 
 /* ---- 16-bit accumulations -------------------------------------------------------------------------- */
 /* The index ops' accumulations (pad's, index_select's and gather's backward, scatter_add) add many
@@ -145,27 +146,6 @@ static fsvc_tensor *gpu_index_select(const fsvc_tensor *a, int dim, const fsvc_t
   return out;
 }
 
-/* gather: saved[0] = index; iarg[0] = dim. scatter_add: edges (a, index, src), saved[0] = index */
-static int gather_backward(fsvc_node *n, const fsvc_tensor *g, fsvc_tensor **gin) {
-  if (!n->edges[0].needs_grad) return 0;
-  const fsvc_edge *e = &n->edges[0];
-  const fsvc_tensor *idx = n->saved[0];
-  const fsvc_dtype acc = accumulation_dtype(g->dtype); /* repeated indices add up: 16-bit in float32 */
-  fsvc_tensor *gx = fsvc_zeros_on(e->ndim, e->shape, acc, fsvc_tensor_device(g));
-  /* g as it is (any strides) unless it needs the cast */
-  fsvc_tensor *gs = !gx ? NULL : acc == g->dtype ? fsvc_tensor_retain((fsvc_tensor *)g) : fsvc_to_dtype_raw(g, acc);
-  int rc = -1;
-  if (gs) {
-    fsvc_gpu_geom og = fsvc_gpu_geom_of(gx), sg = fsvc_gpu_geom_of(gs), ig = fsvc_gpu_geom_of(idx);
-    rc = fsvc_gpu_gather_scatter_launch(1, acc, fsvc_data(gx), &og, fsvc_data(gs), &sg, fsvc_data(idx), &ig,
-                                        (int)n->iarg[0]);
-  }
-  fsvc_tensor_release(gs);
-  if (rc != 0) { fsvc_tensor_release(gx); return -1; }
-  gin[0] = accumulated_as(gx, g->dtype);
-  return gin[0] ? 0 : -1;
-}
-
 static fsvc_tensor *gather_raw(const fsvc_tensor *a, int d, const fsvc_tensor *index) {
   fsvc_tensor *out = fsvc_empty_on(index->ndim, index->shape, a->dtype, a->storage->device);
   if (!out) return NULL;
@@ -184,7 +164,7 @@ static fsvc_tensor *gpu_gather(const fsvc_tensor *a, int dim, const fsvc_tensor 
   if (!di) return NULL;
   fsvc_tensor *out = gather_raw(a, d, di);
   if (out) {
-    fsvc_node *n = fsvc_node_new("gather", 1, (fsvc_tensor *[]){(fsvc_tensor *)a}, gather_backward);
+    fsvc_node *n = fsvc_node_new("gather", 1, (fsvc_tensor *[]){(fsvc_tensor *)a}, fsvc_gather_backward);
     if (n) {
       fsvc_node_save(n, di);
       n->iarg[0] = d;
@@ -193,29 +173,6 @@ static fsvc_tensor *gpu_gather(const fsvc_tensor *a, int dim, const fsvc_tensor 
   }
   fsvc_tensor_release(di);
   return out;
-}
-
-static int scatter_add_backward(fsvc_node *n, const fsvc_tensor *g, fsvc_tensor **gin) {
-  if (n->edges[0].needs_grad) {
-    gin[0] = fsvc_clone_raw(g);
-    if (!gin[0]) return -1;
-  }
-  if (n->edges[2].needs_grad) {
-    /* src's gradient: g gathered at the index, on src's shape (index may be smaller than src) */
-    const fsvc_edge *e = &n->edges[2];
-    fsvc_tensor *part = gather_raw(g, (int)n->iarg[0], n->saved[0]);
-    if (!part) return -1;
-    fsvc_tensor *full = fsvc_zeros_on(e->ndim, e->shape, g->dtype, fsvc_tensor_device(g));
-    int64_t st[FSVC_MAX_DIMS];
-    for (int k = 0; k < e->ndim; k++) st[k] = full ? full->stride[k] : 0;
-    fsvc_tensor *win = full ? fsvc_view_raw(full, part->ndim, part->shape, st, 0) : NULL;
-    int rc = win ? fsvc_copy_(win, part) : -1;
-    fsvc_tensor_release(win);
-    fsvc_tensor_release(part);
-    if (rc != 0) { fsvc_tensor_release(full); return -1; }
-    gin[2] = full;
-  }
-  return 0;
 }
 
 static fsvc_tensor *gpu_scatter_add(const fsvc_tensor *a, int dim, const fsvc_tensor *index,
@@ -240,7 +197,7 @@ static fsvc_tensor *gpu_scatter_add(const fsvc_tensor *a, int dim, const fsvc_te
   out = accumulated_as(out, a->dtype);
   if (out) {
     fsvc_node *n = fsvc_node_new("scatter_add", 3, (fsvc_tensor *[]){(fsvc_tensor *)a, (fsvc_tensor *)index,
-                                                                    (fsvc_tensor *)src}, scatter_add_backward);
+                                                                    (fsvc_tensor *)src}, fsvc_scatter_add_backward);
     if (n) {
       fsvc_node_save(n, di);
       n->iarg[0] = d;

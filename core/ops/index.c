@@ -15,6 +15,7 @@
 #include "fsvc/autograd.h"
 #include "fsvc/error.h"
 #include "fsvc/ops_shape.h"
+#include "index_internal.h"
 
 __attribute__((constructor)) static void register_ops(void) {
   fsvc_register_differentiable("index_select");
@@ -153,22 +154,17 @@ static fsvc_tensor *gather_raw(const fsvc_tensor *a, const fsvc_tensor *ic, int 
   return out;
 }
 
-/* Region of t's first dims equal to `like`'s sizes (a view). */
-static fsvc_tensor *leading_region(const fsvc_tensor *t, const fsvc_tensor *like) {
-  return fsvc_view_raw(t, t->ndim, like->shape, t->stride, t->offset);
-}
-
 /* ---- gather -------------------------------------------------------------------------------- */
-static int gather_backward(fsvc_node *n, const fsvc_tensor *g, fsvc_tensor **gin) {
+/* The backwards of gather and scatter_add are written with the public ops, so that they run on
+ * the gradient's device: the CUDA ops (gpu/ops_shape.c) record their nodes with them too
+ * (index_internal.h). Backward runs with grad mode off: these ops record nothing. */
+int fsvc_gather_backward(fsvc_node *n, const fsvc_tensor *g, fsvc_tensor **gin) {
   if (!n->edges[0].needs_grad) return 0;
   const fsvc_edge *e = &n->edges[0];
-  fsvc_tensor *z = fsvc_zeros(e->ndim, e->shape, g->dtype);
-  fsvc_tensor *gc = z ? fsvc_contiguous_raw(g) : NULL;
-  if (!gc) { fsvc_tensor_release(z); return -1; }
-  if (fsvc_numel(gc) > 0) walk(1, z, gc, n->saved[0], (int)n->iarg[0]);
-  fsvc_tensor_release(gc);
-  gin[0] = z;
-  return 0;
+  fsvc_tensor *z = fsvc_zeros_on(e->ndim, e->shape, g->dtype, fsvc_tensor_device(g));
+  gin[0] = z ? fsvc_scatter_add(z, (int)n->iarg[0], n->saved[0], g) : NULL;
+  fsvc_tensor_release(z);
+  return gin[0] ? 0 : -1;
 }
 
 /* The checks of gather (src NULL) and scatter_add, the same on every device, made before the
@@ -210,7 +206,7 @@ fsvc_tensor *fsvc_gather(const fsvc_tensor *a, int dim, const fsvc_tensor *index
   if (!ic) return NULL;
   fsvc_tensor *out = gather_raw(a, ic, d);
   if (!out) { fsvc_tensor_release(ic); return NULL; }
-  fsvc_node *n = fsvc_node_new(op, 1, (fsvc_tensor *[]){(fsvc_tensor *)a}, gather_backward);
+  fsvc_node *n = fsvc_node_new(op, 1, (fsvc_tensor *[]){(fsvc_tensor *)a}, fsvc_gather_backward);
   if (n) {
     fsvc_node_save(n, ic);
     n->iarg[0] = d;
@@ -221,17 +217,18 @@ fsvc_tensor *fsvc_gather(const fsvc_tensor *a, int dim, const fsvc_tensor *index
 }
 
 /* ---- scatter_add --------------------------------------------------------------------------- */
-static int scatter_add_backward(fsvc_node *n, const fsvc_tensor *g, fsvc_tensor **gin) {
+int fsvc_scatter_add_backward(fsvc_node *n, const fsvc_tensor *g, fsvc_tensor **gin) {
   if (n->edges[0].needs_grad) {
     gin[0] = fsvc_clone_raw(g);
     if (!gin[0]) return -1;
   }
   if (n->edges[2].needs_grad) {
+    /* src's gradient: g gathered at the index, in the leading region of zeros of src's shape
+     * (the index may be smaller than src) */
     const fsvc_edge *e = &n->edges[2];
-    const fsvc_tensor *ic = n->saved[0];
-    fsvc_tensor *z = fsvc_zeros(e->ndim, e->shape, g->dtype);
-    fsvc_tensor *part = z ? gather_raw(g, ic, (int)n->iarg[0]) : NULL;
-    fsvc_tensor *region = part ? leading_region(z, ic) : NULL;
+    fsvc_tensor *part = fsvc_gather(g, (int)n->iarg[0], n->saved[0]);
+    fsvc_tensor *z = part ? fsvc_zeros_on(e->ndim, e->shape, g->dtype, fsvc_tensor_device(g)) : NULL;
+    fsvc_tensor *region = z ? fsvc_view_raw(z, z->ndim, part->shape, z->stride, z->offset) : NULL;
     int rc = region ? fsvc_copy_(region, part) : -1;
     fsvc_tensor_release(region);
     fsvc_tensor_release(part);
@@ -257,7 +254,7 @@ fsvc_tensor *fsvc_scatter_add(const fsvc_tensor *a, int dim, const fsvc_tensor *
   if (fsvc_numel(ic) > 0) walk(1, out, (fsvc_tensor *)src, ic, d);
   fsvc_node *n = fsvc_node_new(op, 3, (fsvc_tensor *[]){(fsvc_tensor *)a, (fsvc_tensor *)index,
                                                         (fsvc_tensor *)src},
-                               scatter_add_backward);
+                               fsvc_scatter_add_backward);
   if (n) {
     fsvc_node_save(n, ic);
     n->iarg[0] = d;
