@@ -1,5 +1,6 @@
 // Fused optimiser kernels: Adam/AdamW over a list of parameters in one launch (multi-tensor
-// apply: a small table of (pointer, length) chunks in device memory; each block takes one chunk),
+// apply: a table of (pointer, length) chunks in device memory, each block taking one chunk; the
+// table is cached per optimiser (fsvc_gpu_adam_plan_*) or built for one call (fsvc_gpu_adam_launch)),
 // SGD, clip_grad_norm over a whole gradient list (per-block sums of squares in double added in a
 // fixed order, then the scaling; a few launches for any number of tensors), and the unscale-and-check pass of dynamic loss scaling (fsvc.amp). Arithmetic follows core/ops/fused_optim.c (PyTorch's single-tensor formulas).
 #include <math.h>
@@ -11,12 +12,6 @@ using namespace fsvc_gpu;
 
 namespace {
 constexpr int64_t kChunk = 65536;  // elements per block-chunk
-
-struct AdamChunk {
-  void *p, *m, *v, *vmax;
-  const void *g;
-  int64_t start, n;
-};
 
 // Adam's scalars after rounding to T, as core/ops/fused_optim.c rounds them (the bias
 // corrections in double first).
@@ -58,16 +53,6 @@ __device__ __forceinline__ void adam_element(int64_t i, T *p, const T *g, T *m, 
   }
   T denom = sqrt(second) / s.bc2 + s.eps;
   p[i] = pi + s.neg_step * mi / denom;
-}
-
-template <typename T>
-__global__ void adam_kernel(const AdamChunk *chunks, double lr, double beta1, double beta2, double eps,
-                            double wd, double bc1, double bc2_sqrt, int maximize, int decoupled) {
-  AdamChunk c = chunks[blockIdx.x];
-  const AdamScalars<T> s = adam_scalars<T>(lr, beta1, beta2, eps, wd, bc1, bc2_sqrt);
-  for (int64_t j = threadIdx.x; j < c.n; j += blockDim.x)
-    adam_element<T>(c.start + j, (T *)c.p, (const T *)c.g, (T *)c.m, (T *)c.v, (T *)c.vmax, s, wd != 0,
-                    maximize, decoupled);
 }
 
 // The cached chunk table of an optimiser's parameter list (fsvc_gpu_adam_plan): the chunks, then
@@ -257,46 +242,6 @@ static int64_t count_chunks(const fsvc_gpu_adam_tensor *list, int n_tensors) {
   return n_chunks;
 }
 
-extern "C" int fsvc_gpu_adam_launch(fsvc_dtype dt, const fsvc_gpu_adam_tensor *list, int n_tensors,
-                                    double lr, double beta1, double beta2, double eps, double wd,
-                                    int64_t step, int maximize, int decoupled) {
-  int64_t n_chunks = count_chunks(list, n_tensors);
-  if (n_chunks == 0) return 0;
-  AdamChunk *host = (AdamChunk *)malloc(sizeof(AdamChunk) * (size_t)n_chunks);
-  if (!host) return fsvc_gpu_check((int)cudaErrorMemoryAllocation, "adam");
-  int64_t c = 0;
-  for (int t = 0; t < n_tensors; t++)
-    for (int64_t s = 0; s < list[t].n; s += kChunk) {
-      host[c].p = list[t].param;
-      host[c].m = list[t].exp_avg;
-      host[c].v = list[t].exp_avg_sq;
-      host[c].vmax = list[t].max_exp_avg_sq;
-      host[c].g = list[t].grad;
-      host[c].start = s;
-      host[c].n = list[t].n - s < kChunk ? list[t].n - s : kChunk;
-      c++;
-    }
-  size_t bytes = sizeof(AdamChunk) * (size_t)n_chunks;
-  AdamChunk *dev = (AdamChunk *)fsvc_gpu_alloc(0, bytes);
-  if (!dev) { free(host); return -1; }
-  int rc = fsvc_gpu_check((int)cudaMemcpyAsync(dev, host, bytes, cudaMemcpyHostToDevice, stream()), "adam");
-  double bc1 = 1.0 - pow(beta1, (double)step), bc2_sqrt = sqrt(1.0 - pow(beta2, (double)step));
-  if (rc == 0) {
-    for (int64_t first = 0; first < n_chunks && rc == 0; first += 65535) {  // grid.x limit per launch
-      unsigned nb = (unsigned)(n_chunks - first < 65535 ? n_chunks - first : 65535);
-      FSVC_DISPATCH_FLOAT(dt, FSVC_LAUNCH(adam_kernel<T>, nb, kThreads, 0, stream())(
-                                  dev + first, lr, beta1, beta2, eps, wd, bc1, bc2_sqrt, maximize, decoupled));
-      rc = fsvc_gpu_check_launch("adam");
-    }
-  }
-  /* No wait: a copy from pageable host memory has read `host` when cudaMemcpyAsync returns, and
-   * the device table goes back to this stream's cache, whose next user is ordered after these
-   * kernels on the same stream. */
-  fsvc_gpu_release(NULL, dev, bytes);
-  free(host);
-  return rc;
-}
-
 extern "C" int fsvc_gpu_adam_plan_upload(const fsvc_gpu_adam_tensor *list, double *const *steps, int n_tensors,
                                          void **dev_out, size_t *bytes_out, int64_t *chunks_out) {
   *dev_out = NULL;
@@ -377,6 +322,27 @@ extern "C" int fsvc_gpu_adam_plan_launch(fsvc_dtype dt, void *dev, int64_t n_chu
                                 lr_dev, lr, beta1, beta2, eps, wd, bc1, bc2_sqrt, maximize, decoupled));
     rc = fsvc_gpu_check_launch("adam");
   }
+  return rc;
+}
+
+// A one-shot step (no cached table): the plan's table built for this call, used once, released to
+// the stream's cache (its next user is ordered after these kernels on the same stream).
+extern "C" int fsvc_gpu_adam_launch(fsvc_dtype dt, const fsvc_gpu_adam_tensor *list, int n_tensors,
+                                    double lr, double beta1, double beta2, double eps, double wd,
+                                    int64_t step, int maximize, int decoupled) {
+  void *dev = NULL;
+  size_t bytes = 0;
+  int64_t n_chunks = 0;
+  if (fsvc_gpu_adam_plan_upload(list, NULL, n_tensors, &dev, &bytes, &n_chunks) != 0) return -1;
+  if (!dev) return 0;
+  const void **grads = (const void **)malloc(sizeof(void *) * (size_t)(n_tensors > 0 ? n_tensors : 1));
+  int rc = grads ? 0 : fsvc_gpu_check((int)cudaErrorMemoryAllocation, "adam");
+  for (int t = 0; rc == 0 && t < n_tensors; t++) grads[t] = list[t].grad;
+  if (rc == 0)
+    rc = fsvc_gpu_adam_plan_launch(dt, dev, n_chunks, n_tensors, grads, 0, NULL, lr, beta1, beta2, eps,
+                                   wd, step, maximize, decoupled);
+  free(grads);
+  fsvc_gpu_release(NULL, dev, bytes);
   return rc;
 }
 

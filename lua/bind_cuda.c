@@ -13,7 +13,7 @@
  *   fsvc.cuda.elapsed_ms(e0, e1) -> milliseconds between two events
  *   fsvc.cuda.stream() -> a new stream; set_stream(s | nil) makes it current; s:synchronize()
  *   fsvc.cuda._adam_step_multi(params, grads, exp_avgs, exp_avg_sqs, max_sqs | nil, h): AdamW
- *     over a whole list in one launch (h as fsvc._adam_step's table)
+ *     over a whole list in one Adam launch (h as fsvc._adam_step's table)
  *   fsvc.cuda._adam_plan() -> plan; fsvc.cuda._adam_plan_step(plan, params, grads, exp_avgs,
  *     exp_avg_sqs, max_sqs|nil, steps|nil, lr|nil, h): the same through a device-cached table,
  *     capturable with device step counters and rate (fsvc.optim's Adam/AdamW on CUDA)

@@ -263,7 +263,11 @@ describe("cuda runtime", function()
       ref[i] = { ps[i]:clone(), ms[i]:clone(), vs[i]:clone() }
       fsvc._adam_step(ref[i][1], gs[i], ref[i][2], ref[i][3], nil, h)
     end
+    local c0 = fsvc.cuda.launch_counts()
     fsvc.cuda._adam_step_multi(ps, gs, ms, vs, nil, h)
+    local c1 = fsvc.cuda.launch_counts()
+    -- the chunk table's gradient pointers (one small launch per 128 tensors), then Adam itself
+    assert.are.equal(2, c1.kernels - c0.kernels)
     for i = 1, 3 do assert.are.equal(0, (ps[i] - ref[i][1]):abs():max():item()) end
   end)
 
