@@ -3,8 +3,9 @@
 -- again. Two parts: hand-picked cases of the shape and indexing ops, and every case of
 -- spec/badinput/{elementwise,reduce,shape,nn,dsp}.lua run twice, once as written and once with
 -- the tensor factories making CUDA tensors (int64 ones stay on the CPU: a CUDA index is checked
--- by the kernels and reported at the next synchronisation, a documented difference). Without a
--- device (or its CPU emulation): one pending test.
+-- by the kernels and reported at the next synchronisation, a documented difference). Then the
+-- random wrong-call sweep of spec/badinput_spec.lua with CUDA tensors. Without a device (or its
+-- CPU emulation): one pending test.
 if not fsvc.cuda.is_available() then
   describe("cuda argument errors", function() pending("SKIP: no CUDA device") end)
   return
@@ -118,4 +119,76 @@ describe("cuda argument errors of every bad-input case", function()
       end
     end
   end
+end)
+
+-- spec/badinput_spec.lua's random sweep with CUDA tensors (and a CPU one among them, a 16-bit one,
+-- an index tensor with out-of-range values that only the device can see): every C function of
+-- fsvc and every Tensor method called with random wrong arguments must raise or return, never
+-- crash. A bad CUDA index is reported at the next synchronisation, which each round makes.
+describe("cuda random wrong calls", function()
+  it("survive thousands of random wrong calls with CUDA tensors", function()
+    fsvc.manual_seed(5)
+    math.randomseed(5)
+    local skip = { set_num_threads = true, manual_seed = true, set_grad_enabled = true,
+                   set_autocast = true, _autocast_enter = true, help = true, free = true,
+                   backward = true, gradcheck = true }
+    local targets = {}
+    for name, f in pairs(fsvc) do
+      if type(f) == "function" and debug.getinfo(f, "S").what == "C" and not skip[name] then
+        targets[#targets + 1] = { name, f }
+      end
+    end
+    for name, f in pairs(fsvc.Tensor) do
+      if type(f) == "function" and not skip[name] then targets[#targets + 1] = { "Tensor." .. name, f } end
+    end
+    table.sort(targets, function(a, b) return a[1] < b[1] end)
+    local freed = fsvc.zeros(2):cuda()
+    freed:free()
+    local values = {
+      function() return nil end, function() return 0 end, function() return -1 end,
+      function() return 2 ^ 62 end, function() return 0 / 0 end, function() return math.huge end,
+      function() return 1.5 end, function() return 3 end, function() return "float64" end,
+      function() return "nonsense" end, function() return {} end, function() return { 2, -3 } end,
+      function() return { dim = 99, stride = 0, padding = -5, groups = 7 } end,
+      function() return print end,
+    }
+    local tensors = {
+      function() return fsvc.zeros(0):cuda() end,
+      function() return fsvc.zeros(0, 3):cuda() end,
+      function() return fsvc.randn(2, 3):cuda() end,
+      function() return fsvc.randn(3):cuda() end,
+      function() return fsvc.randn(1, 2, 5):cuda() end,
+      function() return fsvc.tensor({ 0 / 0, 1 }):cuda() end,
+      function() return fsvc.tensor({ 5, -7, 100 }):cuda() end, -- int64, out-of-range indices
+      function() return fsvc.randn(4, 4):cuda():transpose(0, 1) end,
+      function() return fsvc.zeros(3, { requires_grad = true }):cuda() end,
+      function() return freed end,
+      function() return fsvc.randn(2, 3) end, -- a CPU tensor among CUDA ones
+      function() return fsvc.ones({}):cuda() end,
+      function() return fsvc.randn(2, 3):cuda():half() end,
+    }
+    local function any()
+      local i = math.random(#values + #tensors)
+      if i <= #values then return values[i]() end
+      return tensors[i - #values]()
+    end
+    local calls, errors = 0, 0
+    for round = 1, 12 do
+      for _, target in ipairs(targets) do
+        local nargs = (round + #target[1]) % 5
+        local args = {}
+        for i = 1, nargs do args[i] = any() end
+        if round % 3 ~= 0 then args[1] = tensors[math.random(#tensors)]() end
+        local ok = pcall(target[2], table.unpack(args, 1, math.max(nargs, 1)))
+        calls = calls + 1
+        if not ok then errors = errors + 1 end
+      end
+      pcall(fsvc.cuda.synchronize) -- reports (and clears) a bad device index of this round
+    end
+    assert.is_true(calls > 1000)
+    assert.is_true(errors > calls / 4)
+    -- the device is still usable afterwards
+    local x = fsvc.randn({ 3, 4 }):cuda()
+    assert.are.equal(0, fsvc.max_abs_diff((x + x):cpu(), x:cpu() * 2))
+  end)
 end)
