@@ -93,7 +93,9 @@ static void test_refusals(void) {
   fsvc_conv1d_params p = {0};
   CHECK(fsvc_conv1d(x3, w, NULL, &p) == NULL);
   fsvc_tensor *pair[2] = {a, c};
-  CHECK(fsvc_cat(2, pair, 0) == NULL);
+  CHECK(fsvc_cat(2, pair, 0) == NULL && error_has("tensor 1 of the list is on cuda:0 but tensor 0 is on cpu"));
+  fsvc_tensor *both[2] = {c, c}; /* one device-generic cat: without a backend it cannot allocate */
+  CHECK(fsvc_cat(2, both, 0) == NULL && strlen(fsvc_last_error()) > 0);
   CHECK(fsvc_flip(c, 1, dims) == NULL);
   fsvc_adam_params h = {1e-3, 0.9, 0.999, 1e-8, 0, 1, 0, 1};
   fsvc_tensor *m = fsvc_zeros(2, shape, FSVC_FLOAT32), *v = fsvc_zeros(2, shape, FSVC_FLOAT32);
