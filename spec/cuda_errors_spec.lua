@@ -129,29 +129,8 @@ describe("cuda random wrong calls", function()
   it("survive thousands of random wrong calls with CUDA tensors", function()
     fsvc.manual_seed(5)
     math.randomseed(5)
-    local skip = { set_num_threads = true, manual_seed = true, set_grad_enabled = true,
-                   set_autocast = true, _autocast_enter = true, help = true, free = true,
-                   backward = true, gradcheck = true }
-    local targets = {}
-    for name, f in pairs(fsvc) do
-      if type(f) == "function" and debug.getinfo(f, "S").what == "C" and not skip[name] then
-        targets[#targets + 1] = { name, f }
-      end
-    end
-    for name, f in pairs(fsvc.Tensor) do
-      if type(f) == "function" and not skip[name] then targets[#targets + 1] = { "Tensor." .. name, f } end
-    end
-    table.sort(targets, function(a, b) return a[1] < b[1] end)
     local freed = fsvc.zeros(2):cuda()
     freed:free()
-    local values = {
-      function() return nil end, function() return 0 end, function() return -1 end,
-      function() return 2 ^ 62 end, function() return 0 / 0 end, function() return math.huge end,
-      function() return 1.5 end, function() return 3 end, function() return "float64" end,
-      function() return "nonsense" end, function() return {} end, function() return { 2, -3 } end,
-      function() return { dim = 99, stride = 0, padding = -5, groups = 7 } end,
-      function() return print end,
-    }
     local tensors = {
       function() return fsvc.zeros(0):cuda() end,
       function() return fsvc.zeros(0, 3):cuda() end,
@@ -167,24 +146,10 @@ describe("cuda random wrong calls", function()
       function() return fsvc.ones({}):cuda() end,
       function() return fsvc.randn(2, 3):cuda():half() end,
     }
-    local function any()
-      local i = math.random(#values + #tensors)
-      if i <= #values then return values[i]() end
-      return tensors[i - #values]()
-    end
-    local calls, errors = 0, 0
-    for round = 1, 12 do
-      for _, target in ipairs(targets) do
-        local nargs = (round + #target[1]) % 5
-        local args = {}
-        for i = 1, nargs do args[i] = any() end
-        if round % 3 ~= 0 then args[1] = tensors[math.random(#tensors)]() end
-        local ok = pcall(target[2], table.unpack(args, 1, math.max(nargs, 1)))
-        calls = calls + 1
-        if not ok then errors = errors + 1 end
-      end
-      pcall(fsvc.cuda.synchronize) -- reports (and clears) a bad device index of this round
-    end
+    -- a bad CUDA index is reported (and cleared) at the synchronisation after each round
+    local calls, errors = dofile("spec/helpers/wrong_calls.lua").run(tensors, 12, function()
+      pcall(fsvc.cuda.synchronize)
+    end)
     assert.is_true(calls > 1000)
     assert.is_true(errors > calls / 4)
     -- the device is still usable afterwards
