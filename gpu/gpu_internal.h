@@ -191,8 +191,8 @@ int fsvc_gpu_pad_launch(fsvc_dtype dt, void *out, const fsvc_gpu_geom *og, void 
                         int backward);
 
 /* ---- nn kernels (nn.cu) ---------------------------------------------------------------------- */
-/* C[b] = op(A[b]) op(B[b]) for row-major matrices (cuBLAS, TF32 allowed for float32 when
- * fsvc_gpu_allow_tf32) */
+/* C[b] = alpha op(A[b]) op(B[b]) + beta C[b] for row-major matrices (cuBLAS, TF32 allowed for
+ * float32 when fsvc_gpu_allow_tf32). k == 0 leaves C as it is: a caller with beta 0 zeroes it. */
 int fsvc_gpu_gemm_batched(fsvc_dtype dt, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
                           double alpha, const void *a, int64_t lda, int64_t stride_a,
                           const void *b, int64_t ldb, int64_t stride_b, double beta, void *c,

@@ -75,7 +75,9 @@ int fsvc_gpu_gemm_batched(fsvc_dtype dt, int trans_a, int trans_b, int64_t m, in
                           int64_t stride_c, int64_t batch) {
   pthread_once(&handle_once, create_handle);
   if (blas_check(handle_status, "cublasCreate") != 0) return -1;
-  if (m == 0 || n == 0 || batch == 0) return 0;
+  /* k == 0: cuBLAS refuses the leading dimensions (0) of the empty operands; C is left as it is,
+   * which is C = beta C for beta 1, and the callers zero it for beta 0 (an empty sum is 0) */
+  if (m == 0 || n == 0 || k == 0 || batch == 0) return 0;
   if (m > INT32_MAX || n > INT32_MAX || k > INT32_MAX || batch > INT32_MAX) {
     fsvc_set_error("matmul: a dimension exceeds cuBLAS's 2^31 limit");
     return -1;
@@ -212,7 +214,8 @@ done:
 /* saved[0] = x (contiguous), saved[1] = w (contiguous) */
 static int linear_backward(fsvc_node *n, const fsvc_tensor *g, fsvc_tensor **gin) {
   const fsvc_tensor *x = n->saved[0], *w = n->saved[1];
-  int64_t in = w->shape[1], out = w->shape[0], rows = in ? fsvc_numel(x) / in : 0;
+  int64_t in = w->shape[1], out = w->shape[0], rows = 1;
+  for (int d = 0; d < x->ndim - 1; d++) rows *= x->shape[d]; /* in == 0: x has no elements */
   fsvc_tensor *gc = fsvc_gpu_contig_as(g, x->dtype);
   if (!gc) return -1;
   int rc = 0;

@@ -271,6 +271,36 @@ describe("cuda runtime", function()
     for i = 1, 3 do assert.are.equal(0, (ps[i] - ref[i][1]):abs():max():item()) end
   end)
 
+  it("multiplies over an empty inner dim as the CPU does (an empty sum is 0), with gradients", function()
+    -- found by the CUDA wrong-call sweep: cuBLAS refused the empty operands' leading dimensions
+    local cases = {
+      { function(a, b) return fsvc.matmul(a, b) end, { 3, 0 }, { 0, 2 } },
+      { function(a, b) return fsvc.bmm(a, b) end, { 2, 3, 0 }, { 2, 0, 4 } },
+      { function(x, w, b) return fsvc.linear(x, w, b) end, { 2, 0 }, { 4, 0 }, { 4 } },
+      { function(x, w) return fsvc.linear(x, w) end, { 5, 0 }, { 3, 0 } },
+    }
+    for i, c in ipairs(cases) do
+      local function run(device)
+        fsvc.manual_seed(i)
+        local args = {}
+        for k = 2, #c do args[k - 1] = fsvc.randn(c[k]):to(device):requires_grad_(true) end
+        local y = c[1](table.unpack(args))
+        ;(y * 2):sum():backward()
+        local grads = {}
+        for k, a in ipairs(args) do grads[k] = a.grad:cpu() end
+        return y:cpu(), grads
+      end
+      local yc, gc = run("cpu")
+      local yg, gg = run("cuda")
+      assert.are.same(yc.shape, yg.shape)
+      assert.are.equal(0, fsvc.max_abs_diff(yc, yg), "case " .. i)
+      for k = 1, #gc do
+        assert.are.same(gc[k].shape, gg[k].shape)
+        if gc[k]:numel() > 0 then assert.are.equal(0, fsvc.max_abs_diff(gc[k], gg[k]), "case " .. i) end
+      end
+    end
+  end)
+
   it("runs work on a side stream", function()
     local s = fsvc.cuda.stream()
     fsvc.cuda.set_stream(s)

@@ -348,7 +348,8 @@ fsvc_tensor *fsvc_bmm(const fsvc_tensor *a, const fsvc_tensor *b) {
 static int linear_backward(fsvc_node *node, const fsvc_tensor *grad, fsvc_tensor **grad_in) {
   const fsvc_tensor *x = node->saved[0], *w = node->saved[1];
   int64_t in = w->shape[1], outf = w->shape[0];
-  int64_t rows = in ? fsvc_numel(x) / in : 0;
+  int64_t rows = 1; /* from the shape: with in == 0, x has no elements to count rows by */
+  for (int d = 0; d < x->ndim - 1; d++) rows *= x->shape[d];
   int64_t g2s[2] = {rows, outf}, x2s[2] = {rows, in};
   fsvc_tensor *g2 = reshape_raw(grad, 2, g2s), *x2 = NULL, *wc = NULL;
   int rc = -1;
@@ -409,11 +410,8 @@ fsvc_tensor *fsvc_linear(const fsvc_tensor *x, const fsvc_tensor *w, const fsvc_
   FSVC_CPU_LOWP("linear", FSVC_RECAST_SAME_DTYPE,
                 fsvc_linear(FSVC_RECAST_ARG(0), FSVC_RECAST_ARG(1), FSVC_RECAST_ARG(2)), x, w, b);
   int64_t in = w->shape[1], outf = w->shape[0];
-  int64_t rows = in ? fsvc_numel(x) / in : 0;
-  if (in == 0) { /* no x elements to count rows from: take them from the shape */
-    rows = 1;
-    for (int d = 0; d < x->ndim - 1; d++) rows *= x->shape[d];
-  }
+  int64_t rows = 1; /* from the shape: with in == 0, x has no elements to count rows by */
+  for (int d = 0; d < x->ndim - 1; d++) rows *= x->shape[d];
   int64_t oshape[FSVC_MAX_DIMS];
   memcpy(oshape, x->shape, sizeof oshape);
   oshape[x->ndim - 1] = outf;
