@@ -60,7 +60,7 @@ static int infer_shape(const fsvc_tensor *a, int ndim, const int64_t *shape, int
     fsvc_set_error("%s: a shape has 0 to %d dims (got %d)", op, FSVC_MAX_DIMS, ndim);
     return -1;
   }
-  int infer = -1;
+  int infer = -1, overflow = 0; /* a product past 2^63 cannot match any tensor's element count */
   int64_t known = 1;
   for (int i = 0; i < ndim; i++) {
     if (shape[i] == -1) {
@@ -73,12 +73,20 @@ static int infer_shape(const fsvc_tensor *a, int ndim, const int64_t *shape, int
     } else if (shape[i] < 0) {
       fsvc_set_error("%s: negative size in shape %s", op, fsvc_shape_str_n(ndim, shape, sb, sizeof sb));
       return -1;
+    } else if (known != 0 && shape[i] > INT64_MAX / known) {
+      overflow = 1;
     } else {
       known *= shape[i];
     }
     out_shape[i] = shape[i];
   }
   int64_t n = fsvc_numel(a);
+  if (overflow) {
+    fsvc_set_error("%s: shape %s is invalid for input of shape %s (%lld elements)", op,
+                   fsvc_shape_str_n(ndim, shape, sb, sizeof sb), fsvc_shape_str(a, sa, sizeof sa),
+                   (long long)n);
+    return -1;
+  }
   if (infer >= 0) {
     if (known == 0 || n % known != 0) {
       fsvc_set_error("%s: shape %s is invalid for input of shape %s (%lld elements)", op,

@@ -341,6 +341,11 @@ static void test_bad_inputs(void) {
   CHECK(shape_is(empty, SHAPE(2, 0)));
   CHECK(shape_is(fsvc_pad(empty, 2, (int64_t[]){1, 2}, FSVC_PAD_CONSTANT, 3), SHAPE(2, 3)));
   CHECK(fsvc_pad(empty, 2, (int64_t[]){1, 0}, FSVC_PAD_REPLICATE, 0) == NULL);
+  /* sizes whose product passes 2^63 (UBSan flagged the signed overflow; found by a random sweep
+   * under ASan): an error */
+  const int64_t big = (int64_t)1 << 62;
+  CHECK(fsvc_reshape(a, SHAPE(big, 3)) == NULL && strstr(fsvc_last_error(), "is invalid for input"));
+  CHECK(fsvc_reshape(a, SHAPE(big, 4, -1)) == NULL && strstr(fsvc_last_error(), "is invalid for input"));
 }
 
 int main(void) {
