@@ -98,7 +98,7 @@ __global__ void reduce_rows_kernel(int op, T *out, int64_t *idx, const T *x, int
         q += d * d;
       }
       q = block_sum(q, shm);
-      res = q / ((double)r - p);
+      res = r > 0 ? q / ((double)r - p) : NAN;  // no elements: NaN, as the CPU (and 0 / -1 is not)
     }
   }
   if (threadIdx.x == 0) store(out + blockIdx.x, (typename Acc<T>::type)res);
@@ -144,7 +144,7 @@ __global__ void reduce_cols_kernel(int op, T *out, int64_t *idx, const T *x, int
           double d = (double)load(base + j * inner) - mean;
           q += d * d;
         }
-        res = q / ((double)r - p);
+        res = r > 0 ? q / ((double)r - p) : NAN;  // no elements: NaN, as the CPU (and 0 / -1 is not)
       }
     }
     store(out + o, (typename Acc<T>::type)res);
