@@ -1,6 +1,6 @@
 -- Randomised parity of CUDA with the CPU: ops drawn with random shapes (empty and size-1 dims,
 -- broadcasting, random dims and keepdim) and random parameters (convolutions, padding, pooling,
--- interpolation, indices, topk), float32 and float64; each case runs on both devices from the
+-- interpolation, indices, topk) and chains of random views, float32 and float64; each case runs on both devices from the
 -- same inputs and must agree: both fail with the same message, or both succeed with the same
 -- shape, values and gradients (of sum(out * w) for a fixed w) within 1e-4 (float32) / 1e-9
 -- (float64) of the CPU's largest magnitude (or of 1), NaN where the CPU has NaN. The fixed cases of
@@ -117,6 +117,42 @@ generators[#generators + 1] = function()
 end
 generators[#generators + 1] = function()
   return "cat", { { 2, R(0, 3) }, { 2, R(0, 3) } }, function(a, b) return fsvc.cat({ a, b }, 1) end
+end
+
+-- a chain of 1-4 random views (transpose, narrow, select, unsqueeze, expand, step slice) and then
+-- an op: the kernels meet arbitrary strides, offsets, broadcast (stride 0) and empty views; the
+-- view parameters are drawn inside fn from a seed fixed at generation, the same on both devices
+local views = {
+  function(t) if t.ndim < 2 then return t end return t:transpose(R(0, t.ndim - 1), R(0, t.ndim - 1)) end,
+  function(t) local d = R(0, t.ndim - 1); local n = t.shape[d + 1]; if n < 1 then return t end
+    local s = R(0, n - 1); return t:narrow(d, s, R(0, n - s)) end,
+  function(t) if t.ndim < 2 then return t end local d = R(0, t.ndim - 1); if t.shape[d + 1] < 1 then return t end
+    return t:select(d, R(0, t.shape[d + 1] - 1)) end,
+  function(t) return t:unsqueeze(R(0, t.ndim)) end,
+  function(t) local sh = {}; for i = 1, t.ndim do sh[i] = t.shape[i] end
+    local d = R(1, t.ndim); if sh[d] == 1 then sh[d] = R(1, 3) end; return t:expand(sh) end,
+  function(t) local d = R(0, t.ndim - 1); return t:slice(d, 0, t.shape[d + 1], R(1, 2)) end,
+}
+local finals = {
+  { "tanh(2t + 1)", function(t) return (t * 2 + 1):tanh() end },
+  { "sum", function(t) return t:sum(R(0, t.ndim - 1), true) end },
+  { "softmax", function(t) return t:softmax(-1) end },
+  { "contiguous * t", function(t) return t:contiguous() * t end },
+  { "cumsum", function(t) return t:cumsum(0) end },
+  { "max", function(t) return (t:max(R(0, t.ndim - 1))) end },
+  { "where", function(t) return fsvc.where(t:gt(0), t, t * 0.1) end },
+  { "mean of squares", function(t) return t:pow(2):mean() end },
+}
+generators[#generators + 1] = function()
+  local sh = {}
+  for i = 1, R(1, 3) do sh[i] = R(1, 5) end
+  local n_views, final, seed = R(1, 4), finals[R(#finals)], R(1, 2 ^ 30)
+  return string.format("%d views then %s (view seed %d)", n_views, final[1], seed), { sh }, function(x)
+    math.randomseed(seed)
+    local t = x
+    for _ = 1, n_views do t = views[R(#views)](t) end
+    return final[2](t)
+  end
 end
 
 -- runs fn on device from the inputs; ok, output, gradients (or false, message)
