@@ -73,6 +73,8 @@ void fsvc_contiguous_strides(int ndim, const int64_t *shape, int64_t *stride) {
 }
 
 int fsvc_is_contiguous(const fsvc_tensor *t) {
+  for (int i = 0; i < t->ndim; i++)
+    if (t->shape[i] == 0) return 1; /* no elements: any strides will do (PyTorch's rule too) */
   int64_t s = 1;
   for (int i = t->ndim - 1; i >= 0; i--) {
     if (t->shape[i] != 1 && t->stride[i] != s) return 0;

@@ -106,6 +106,19 @@ describe("optimizer mechanics", function()
     assert.matches("Adam %(", tostring(adam))
   end)
 
+  it("steps parameters with an empty dim (a tensor of no elements is contiguous)", function()
+    -- [5, 0] has strides {1, 1}: it was taken for non-contiguous and the fused steps refused it
+    for _, make in ipairs({ fsvc.optim.AdamW, fsvc.optim.SGD }) do
+      local empty, full = fsvc.zeros({ 5, 0 }, { requires_grad = true }), fsvc.ones({ 3 }, { requires_grad = true })
+      assert.is_true(empty:is_contiguous())
+      local opt = make({ empty, full }, { lr = 0.1 })
+      empty.grad, full.grad = fsvc.zeros({ 5, 0 }), fsvc.ones({ 3 })
+      opt:step()
+      assert.are.same({ 5, 0 }, empty:size())
+      assert.is_true(full:detach():max():item() < 1)
+    end
+  end)
+
   it("a module can be passed as the parameter list; a closure gives the loss", function()
     local lin = nn.Linear(2, 1)
     local opt = optim.SGD(lin, { lr = 0.1 })

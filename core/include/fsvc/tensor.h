@@ -98,6 +98,7 @@ fsvc_tensor *fsvc_zeros_like(const fsvc_tensor *t);
 
 /* ---- shape queries -------------------------------------------------------------------------- */
 int64_t fsvc_numel(const fsvc_tensor *t);
+/* row-major with no gaps; a tensor with no elements is contiguous whatever its strides */
 int fsvc_is_contiguous(const fsvc_tensor *t);
 void *fsvc_data(const fsvc_tensor *t); /* pointer to element 0 of the view */
 int fsvc_same_shape(const fsvc_tensor *a, const fsvc_tensor *b);
