@@ -1,6 +1,7 @@
 -- Randomised parity of CUDA with the CPU: ops drawn with random shapes (empty and size-1 dims,
 -- broadcasting, random dims and keepdim) and random parameters (convolutions, padding, pooling,
--- interpolation, indices, topk) and chains of random views, float32 and float64; each case runs on both devices from the
+-- interpolation, indices, topk, the STFT family's options) and chains of random views, float32
+-- and float64; each case runs on both devices from the
 -- same inputs and must agree: both fail with the same message, or both succeed with the same
 -- shape, values and gradients (of sum(out * w) for a fixed w) within 1e-4 (float32) / 1e-9
 -- (float64) of the CPU's largest magnitude (or of 1), NaN where the CPU has NaN. The fixed cases of
@@ -117,6 +118,25 @@ generators[#generators + 1] = function()
 end
 generators[#generators + 1] = function()
   return "cat", { { 2, R(0, 3) }, { 2, R(0, 3) } }, function(a, b) return fsvc.cat({ a, b }, 1) end
+end
+
+-- the STFT family with random options (n_fft 2..24, any hop, centring, padding mode, one- or
+-- two-sided, window length) on random lengths; istft of a random spectrum with a random length
+local function stft_options()
+  local n = R(2, 24)
+  return n, { n_fft = n, hop_length = R(1, n), center = R(3) > 1, win_length = R(2) == 1 and R(1, n) or nil,
+              pad_mode = ({ "reflect", "constant", "replicate" })[R(3)], onesided = R(4) > 1 }
+end
+generators[#generators + 1] = function()
+  local n, o = stft_options()
+  return string.format("stft n_fft %d hop %d center %s %s onesided %s", n, o.hop_length, tostring(o.center),
+    o.pad_mode, tostring(o.onesided)), { { R(1, 2), R(1, 60) } }, function(x) return fsvc.dsp.stft(x, o) end
+end
+generators[#generators + 1] = function()
+  local n, o = stft_options()
+  o.onesided, o.pad_mode, o.length = true, nil, R(2) == 1 and R(1, 80) or nil
+  return string.format("istft n_fft %d hop %d center %s length %s", n, o.hop_length, tostring(o.center),
+    tostring(o.length)), { { R(1, 2), n // 2 + 1, R(1, 8), 2 } }, function(s) return fsvc.dsp.istft(s, o) end
 end
 
 -- a chain of 1-4 random views (transpose, narrow, select, unsqueeze, expand, step slice) and then
