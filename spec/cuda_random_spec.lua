@@ -1,10 +1,10 @@
 -- Randomised parity of CUDA with the CPU: ops drawn with random shapes (empty and size-1 dims,
 -- broadcasting, random dims and keepdim) and random parameters (convolutions, padding, pooling,
 -- interpolation, indices, topk, the STFT family's options) and chains of random views, float32
--- and float64; each case runs on both devices from the
--- same inputs and must agree: both fail with the same message, or both succeed with the same
--- shape, values and gradients (of sum(out * w) for a fixed w) within 1e-4 (float32) / 1e-9
--- (float64) of the CPU's largest magnitude (or of 1), NaN where the CPU has NaN. The fixed cases of
+-- and float64; each case runs on both devices from the same inputs and must agree: both fail
+-- with the same message, or both succeed with the same shape, values and gradients (of
+-- sum(out * w) for a fixed w) within 1e-4 (float32) / 1e-9 (float64) of the CPU's largest
+-- magnitude (or of 1), NaN where the CPU has NaN. The fixed cases of
 -- spec/cuda_spec.lua test each op on chosen shapes; this finds the corners nobody chose (it found
 -- var over an empty dim giving -0 on CUDA instead of NaN). Without a device: one pending test.
 if not fsvc.cuda.is_available() then
