@@ -7,6 +7,7 @@
 --   local dec = Decoder{ }                              -- defaults: 6 396 673 parameters
 --   local y = dec:synthesize(z, f0, e)                  -- z [B,768,T], f0/e [B,1,T] -> [B, 480T]
 --   local src = dec:generate_source(f0)                 -- [B, num_harmonics+2, 480T]
+--   local src = dec:generate_source(f0, noise)          -- with a given noise channel [B, 1, 480T]
 --   local y = dec(z, f0, e, src)                        -- forward with a given source
 local fsvc = require "fsvc"
 local nn = fsvc.nn
@@ -69,13 +70,17 @@ end
 
 -- f0 [B, 1, T] Hz -> source [B, num_harmonics+2, T*frame_size]: harmonics of f0 (sin of the
 -- integrated phase, masked where f0 < min_frequency) and one channel of white noise N(0, 1).
-function Decoder:generate_source(p)
+-- noise (optional, [B, 1, L] on p's device): the noise channel to use instead of a fresh draw
+-- (a CUDA graph takes it from a static buffer: an upload cannot be captured)
+function Decoder:generate_source(p, noise)
   local h = fsvc.dsp.oscillate_harmonics(p, self.frame_size, self.sample_rate, self.num_harmonics,
     { min_frequency = self.config.min_frequency })
-  -- drawn from the CPU generator whatever the device, so a seed gives the same source on every
-  -- device; then moved next to the harmonics
-  local noise = fsvc.randn({ p.shape[1], 1, h.shape[3] }, { dtype = h.dtype })
-  if h.device ~= noise.device then noise = noise:to(h.device) end
+  if not noise then
+    -- drawn from the CPU generator whatever the device, so a seed gives the same source on every
+    -- device; then moved next to the harmonics
+    noise = fsvc.randn({ p.shape[1], 1, h.shape[3] }, { dtype = h.dtype })
+    if h.device ~= noise.device then noise = noise:to(h.device) end
+  end
   return fsvc.cat({ h, noise }, 1)
 end
 

@@ -302,17 +302,17 @@ end
 
 -- Decoder:generate_source draws the source's noise channel from the CPU generator and uploads it
 -- (so that a seed gives the same source on every device); an upload cannot be captured. For a
--- graph, dec gets a generate_source that takes the noise from a static device buffer instead (the
--- same method otherwise: keep it in step with modules/decoder.lua); the returned refill() draws
--- the next noise from the CPU generator into that buffer, to be called before each replay.
+-- graph, dec's generate_source is given the noise from a static device buffer instead; the
+-- returned refill() draws the next noise from the CPU generator into that buffer, to be called
+-- before each replay.
 local function static_source_noise(dec)
   local noise
   dec.generate_source = function(self, p)
-    local h = fsvc.dsp.oscillate_harmonics(p, self.frame_size, self.sample_rate, self.num_harmonics,
-      { min_frequency = self.config.min_frequency })
     -- made by the first (warm-up) call, outside the capture
-    if not noise then noise = fsvc.randn({ p.shape[1], 1, h.shape[3] }, { dtype = h.dtype }):to(h.device) end
-    return fsvc.cat({ h, noise }, 1)
+    if not noise then
+      noise = fsvc.randn({ p.shape[1], 1, p.shape[3] * self.frame_size }, { dtype = p.dtype }):to(p.device)
+    end
+    return Decoder.generate_source(self, p, noise)
   end
   return function()
     if noise then noise:copy_(fsvc.randn(noise.shape, { dtype = noise.dtype }):to(noise.device)) end
