@@ -109,12 +109,6 @@ int fsvc_gpu_gemm_batched(fsvc_dtype dt, int trans_a, int trans_b, int64_t m, in
   return blas_check(s, "matmul");
 }
 
-static int check_float_nn(const char *op, const fsvc_tensor *t, const char *name) {
-  if (fsvc_gpu_check_tensor(op, t, name) != 0) return -1;
-  if (t->dtype == FSVC_INT64) { fsvc_set_error("%s: %s must be a float tensor, got int64", op, name); return -1; }
-  return 0;
-}
-
 /* ---- bmm ------------------------------------------------------------------------------------------ */
 static fsvc_tensor *bmm_raw(const fsvc_tensor *a, const fsvc_tensor *b) {
   fsvc_tensor *ac = fsvc_contiguous_raw(a), *bc = fsvc_contiguous_raw(b);
@@ -150,7 +144,7 @@ static int bmm_backward(fsvc_node *n, const fsvc_tensor *g, fsvc_tensor **gin) {
 }
 
 static fsvc_tensor *gpu_bmm(const fsvc_tensor *a, const fsvc_tensor *b) {
-  if (check_float_nn("bmm", a, "a") != 0 || check_float_nn("bmm", b, "b") != 0) return NULL;
+  if (fsvc_gpu_check_tensor("bmm", a, "a") != 0 || fsvc_gpu_check_tensor("bmm", b, "b") != 0) return NULL;
   fsvc_tensor *out = bmm_raw(a, b);
   if (!out) return NULL;
   fsvc_node *n = fsvc_node_new("bmm", 2, (fsvc_tensor *[]){(fsvc_tensor *)a, (fsvc_tensor *)b}, bmm_backward);
@@ -164,7 +158,7 @@ static fsvc_tensor *gpu_bmm(const fsvc_tensor *a, const fsvc_tensor *b) {
 
 /* ---- matmul: numpy semantics from views and bmm ----------------------------------------------------- */
 static fsvc_tensor *gpu_matmul(const fsvc_tensor *a, const fsvc_tensor *b) {
-  if (check_float_nn("matmul", a, "a") != 0 || check_float_nn("matmul", b, "b") != 0) return NULL;
+  if (fsvc_gpu_check_tensor("matmul", a, "a") != 0 || fsvc_gpu_check_tensor("matmul", b, "b") != 0) return NULL;
   fsvc_tensor *a2 = a->ndim == 1 ? fsvc_unsqueeze(a, 0) : fsvc_tensor_retain((fsvc_tensor *)a);
   fsvc_tensor *b2 = b->ndim == 1 ? fsvc_unsqueeze(b, 1) : fsvc_tensor_retain((fsvc_tensor *)b);
   fsvc_tensor *out = NULL, *a3 = NULL, *b3 = NULL, *ae = NULL, *be = NULL, *r3 = NULL;
@@ -244,8 +238,8 @@ static int linear_backward(fsvc_node *n, const fsvc_tensor *g, fsvc_tensor **gin
 }
 
 static fsvc_tensor *gpu_linear(const fsvc_tensor *x, const fsvc_tensor *w, const fsvc_tensor *b) {
-  if (check_float_nn("linear", x, "input") != 0 || check_float_nn("linear", w, "weight") != 0) return NULL;
-  if (b && check_float_nn("linear", b, "bias") != 0) return NULL;
+  if (fsvc_gpu_check_tensor("linear", x, "input") != 0 || fsvc_gpu_check_tensor("linear", w, "weight") != 0) return NULL;
+  if (b && fsvc_gpu_check_tensor("linear", b, "bias") != 0) return NULL;
   int64_t in = w->shape[1], out = w->shape[0];
   int64_t shape[FSVC_MAX_DIMS];
   memcpy(shape, x->shape, sizeof shape);
@@ -330,8 +324,8 @@ static fsvc_tensor *conv_common(const char *op, const fsvc_tensor *x, const fsvc
                                 const fsvc_tensor *bias, const fsvc_conv1d_params *prm, int transposed,
                                 int64_t output_padding) {
   char sx[96], sw[96];
-  if (check_float_nn(op, x, "input") != 0 || check_float_nn(op, w, "weight") != 0) return NULL;
-  if (bias && check_float_nn(op, bias, "bias") != 0) return NULL;
+  if (fsvc_gpu_check_tensor(op, x, "input") != 0 || fsvc_gpu_check_tensor(op, w, "weight") != 0) return NULL;
+  if (bias && fsvc_gpu_check_tensor(op, bias, "bias") != 0) return NULL;
   if (x->ndim == 2) { /* [C, T]: through a batch of one */
     fsvc_tensor *x3 = fsvc_unsqueeze(x, 0);
     fsvc_tensor *y3 = x3 ? conv_common(op, x3, w, bias, prm, transposed, output_padding) : NULL;
@@ -441,7 +435,7 @@ static fsvc_tensor *pool(const char *op, int kind, const fsvc_tensor *x, int64_t
   /* float16/bfloat16 (after an autocast conv) through the float32 kernel: pooling is cheap next to
    * the convolutions around it */
   FSVC_VIA_FLOAT32(op, FSVC_RECAST_SAME_DTYPE, pool(op, kind, FSVC_RECAST_ARG(0), kernel, stride, padding), x);
-  if (check_float_nn(op, x, "input") != 0) return NULL;
+  if (fsvc_gpu_check_tensor(op, x, "input") != 0) return NULL;
   if (stride <= 0) stride = kernel; /* the rest was checked by core/ops/pool1d.c */
   int64_t t = x->shape[x->ndim - 1], tout = (t + 2 * padding - kernel) / stride + 1;
   int64_t shape[FSVC_MAX_DIMS];
@@ -492,7 +486,7 @@ static fsvc_tensor *gpu_interpolate(const fsvc_tensor *x, int64_t out_size, doub
                                     int align_corners) {
   FSVC_VIA_FLOAT32("interpolate", FSVC_RECAST_SAME_DTYPE,
                    gpu_interpolate(FSVC_RECAST_ARG(0), out_size, scale, mode, align_corners), x);
-  if (check_float_nn("interpolate", x, "input") != 0) return NULL; /* the rest: core/ops/interpolate.c */
+  if (fsvc_gpu_check_tensor("interpolate", x, "input") != 0) return NULL; /* the rest: core/ops/interpolate.c */
   if (mode == FSVC_INTERP_NEAREST) align_corners = 0;
   int64_t t = x->shape[x->ndim - 1], shape[FSVC_MAX_DIMS];
   memcpy(shape, x->shape, sizeof shape);

@@ -44,11 +44,10 @@ static int pool_check(const fsvc_tensor *x, int64_t kernel, int64_t *stride, int
   return 0;
 }
 
-/* The forwards' common start: validates (pool_check), takes a contiguous copy of x into *xc and
- * returns the new output [..., To]; NULL (nothing left to release) on failure. */
-static fsvc_tensor *pool_begin(const fsvc_tensor *x, int64_t kernel, int64_t stride,
-                               int64_t padding, const char *op, pool_geom *g, fsvc_tensor **xc) {
-  if (pool_check(x, kernel, &stride, padding, op, g)) return NULL;
+/* The forwards' common start, for the geometry pool_check made before the dispatch: takes a
+ * contiguous copy of x into *xc and returns the new output [..., To]; NULL (nothing left to
+ * release) on failure. */
+static fsvc_tensor *pool_begin(const fsvc_tensor *x, const pool_geom *g, fsvc_tensor **xc) {
   *xc = fsvc_contiguous_raw(x);
   if (!*xc) return NULL;
   int64_t shape[3];
@@ -113,7 +112,7 @@ fsvc_tensor *fsvc_avg_pool1d(const fsvc_tensor *x, int64_t kernel, int64_t strid
   FSVC_DISPATCH_CUDA(avg_pool1d, x, kernel, stride, padding);
   FSVC_CPU_LOWP("avg_pool1d", FSVC_RECAST_SAME_DTYPE,
                 fsvc_avg_pool1d(FSVC_RECAST_ARG(0), kernel, stride, padding), x);
-  fsvc_tensor *xc, *out = pool_begin(x, kernel, stride, padding, "avg_pool1d", &g, &xc);
+  fsvc_tensor *xc, *out = pool_begin(x, &g, &xc);
   if (!out) return NULL;
   if (x->dtype == FSVC_FLOAT32) avg_fwd_f32(&g, fsvc_data(xc), fsvc_data(out));
   else avg_fwd_f64(&g, fsvc_data(xc), fsvc_data(out));
@@ -181,7 +180,7 @@ fsvc_tensor *fsvc_max_pool1d(const fsvc_tensor *x, int64_t kernel, int64_t strid
   FSVC_DISPATCH_CUDA(max_pool1d, x, kernel, stride, padding);
   FSVC_CPU_LOWP("max_pool1d", FSVC_RECAST_SAME_DTYPE,
                 fsvc_max_pool1d(FSVC_RECAST_ARG(0), kernel, stride, padding), x);
-  fsvc_tensor *xc, *out = pool_begin(x, kernel, stride, padding, "max_pool1d", &g, &xc);
+  fsvc_tensor *xc, *out = pool_begin(x, &g, &xc);
   if (!out) return NULL;
   int want_grad = fsvc_needs_grad(x);
   int64_t *arg = want_grad ? malloc(sizeof(int64_t) * (size_t)(g.rows * g.To)) : NULL;
