@@ -461,6 +461,24 @@ describe("device plumbing on cuda", function()
   end)
 end)
 
+describe("the device allocator's exact-size mode (FSVC_CUDA_EXACT_ALLOC, for compute-sanitizer)", function()
+  -- memory reserved by a fresh process for one 3-element float32 tensor
+  local function reserved_for_three_floats(env)
+    local p = io.popen(env .. " " .. BIN .. " -e 'local r = fsvc.cuda.memory_reserved(); "
+      .. "local x = fsvc.zeros({ 3 }):cuda(); print(fsvc.cuda.memory_reserved() - r)' 2>&1")
+    local out = p:read("a")
+    p:close()
+    return tonumber(out:match("^(%d+)%s*$")), out
+  end
+
+  it("rounds to a size class by default and allocates exactly 12 bytes when set", function()
+    local rounded, out1 = reserved_for_three_floats("FSVC_CUDA_EXACT_ALLOC=0")
+    local exact, out2 = reserved_for_three_floats("FSVC_CUDA_EXACT_ALLOC=1")
+    assert.are.equal(512, rounded, out1)
+    assert.are.equal(12, exact, out2)
+  end)
+end)
+
 describe("launch counts on cuda", function()
   it("counts kernel launches and library calls from the host, not graph replays", function()
     local x, y = fsvc.randn({ 4, 5 }):cuda(), fsvc.randn({ 5, 3 }):cuda()

@@ -23,6 +23,8 @@
 # is: build-gpu/ carried from the CPU machine by spec/gpu/prepare_carry.sh holds the binaries and
 # deps.tar.gz (the shared libraries, busted, the fixtures) for a machine without our packages.
 # Otherwise it is configured with -DFSVC_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 and built with -j16.
+# FSVC_CHECK_ONLY="step ..." runs only those steps (env and gpu always run); FSVC_CHECK_SKIP="step
+# ..." leaves those out (a second call that reruns what failed).
 # Exit status: 0 when no step failed or timed out.
 set -u
 
@@ -36,7 +38,7 @@ mkdir -p "$OUT" || { echo "device_check: cannot create OUT=$OUT" >&2; exit 2; }
 OUT=$(cd "$OUT" && pwd)
 SUMMARY=$OUT/summary.txt
 : >"$SUMMARY"
-BUDGET=${FSVC_CHECK_BUDGET:-530}
+BUDGET=${FSVC_CHECK_BUDGET:-450}
 START=$(date +%s)
 BUILD=${FSVC_CHECK_BUILD:-build-gpu}
 case "$BUILD" in /*) ;; *) BUILD=$REPO/$BUILD ;; esac
@@ -52,7 +54,7 @@ elapsed() { echo $(($(date +%s) - START)); }
 # the detail of a step: the last line that says how it went, else the last non-empty line
 detail_of() {
   local log=$1 d
-  d=$(grep -E '^SKIP|^summary:|successes /|passed, [0-9]+ failed|tests passed|tests failed|^device_check:' "$log" 2>/dev/null | tail -n 1)
+  d=$(grep -E '^SKIP|^summary:|successes /|passed, [0-9]+ failed|tests passed|tests failed|^device_check:|ERROR SUMMARY' "$log" 2>/dev/null | tail -n 1)
   [ -n "$d" ] || d=$(grep -v '^[[:space:]]*$' "$log" 2>/dev/null | tail -n 1)
   printf '%s' "$d" | tr -d '\r' | sed 's/\x1b\[[0-9;]*m//g' | cut -c1-200
 }
@@ -61,6 +63,12 @@ detail_of() {
 run_step() {
   local name=$1 limit=$2 cmd=$3 left log rc status t0 secs
   log=$OUT/$name.log
+  if [[ " ${FSVC_CHECK_SKIP:-} " == *" $name "* ]] ||
+     { [ -n "${FSVC_CHECK_ONLY:-}" ] && [[ " env gpu $FSVC_CHECK_ONLY " != *" $name "* ]]; }; then
+    echo "SKIP: not asked for (FSVC_CHECK_ONLY / FSVC_CHECK_SKIP)" >"$log"
+    note "$(printf '%-17s %-7s %4ss  %s' "$name" SKIP 0 "not asked for (FSVC_CHECK_ONLY / FSVC_CHECK_SKIP)")"
+    return 0
+  fi
   left=$((BUDGET - $(elapsed) - 5))
   if [ "$left" -lt 10 ]; then
     echo "device_check: no time left (budget ${BUDGET}s)" >"$log"
@@ -125,6 +133,12 @@ if [ -f "$BUILD/deps.tar.gz" ]; then
 fi
 FSVC=$BUILD/fsvc
 if [ -x "$FSVC" ] && [ -n "$DEPS" ] && ldd "$FSVC" 2>/dev/null | grep -q "not found"; then
+  # only what this machine lacks: a carried copy of a library the system has (libstdc++, say)
+  # would shadow the system's newer one for everything loaded later (cuDNN, cuBLAS)
+  for lib in "$DEPS"/lib/*; do
+    ldconfig -p 2>/dev/null | grep -q "^[[:space:]]*$(basename "$lib") " && rm -f "$lib"
+  done
+  echo "carried libraries used: $(ls "$DEPS/lib" | tr '\n' ' ')" >>"$OUT/deps_unpack.log"
   export LD_LIBRARY_PATH=$DEPS/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 fi
 # cuDNN loads its sub-libraries (libcudnn_cnn, engines, ...) by name: put the folder that holds
@@ -135,7 +149,7 @@ if ! ldconfig -p 2>/dev/null | grep -q 'libcudnn.so.9 '; then
     if [ -e "$d/libcudnn.so.9" ]; then export LD_LIBRARY_PATH=$d${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}; break; fi
   done
 fi
-BUSTED=$(command -v busted || true)
+BUSTED=${FSVC_CHECK_BUSTED-$(command -v busted || true)} # set it empty to use the carried one
 if [ -z "$BUSTED" ] && [ -n "$DEPS" ] && [ -f "$DEPS/busted" ]; then
   BUSTED=$DEPS/busted
   export LUA_PATH="$DEPS/lua/?.lua;$DEPS/lua/?/init.lua;;" LUA_CPATH="$DEPS/clib/?.so;;"
@@ -222,18 +236,14 @@ else # a carried build: its CTest files name the other machine's paths; run the 
 fi
 
 # ---- the Lua specs ---------------------------------------------------------------------------------------
+# spec/cuda_spec.lua first (op parity and gradients), then the fixtures and the benchmark, then
+# compute-sanitizer, then the other specs with cuda cases, one busted process per file (a crash or
+# a sticky CUDA error in one file does not take the others' results with it)
 BUSTED_RUN="'$FSVC' '$BUSTED' -o plainTerminal"
 if [ -n "$BUSTED" ]; then
-  run_step cuda_spec 120 "$BUSTED_RUN spec/cuda_spec.lua"
-  others=$(grep -l 'cuda.is_available' spec/*_spec.lua | grep -v '^spec/cuda_spec.lua$' | tr '\n' ' ')
-  if [ -n "$others" ]; then
-    run_step device_specs 75 "echo 'specs with cuda cases: $others'; FSVC_BIN='$FSVC' $BUSTED_RUN $others"
-  else
-    skip_step device_specs "no other spec has cuda cases"
-  fi
+  run_step cuda_spec 150 "$BUSTED_RUN spec/cuda_spec.lua"
 else
   skip_step cuda_spec "busted not found"
-  skip_step device_specs "busted not found"
   FAILED=1
 fi
 
@@ -243,7 +253,18 @@ if [ -n "$FIXTURES" ]; then
 else
   skip_step parity_cuda "no reference fixtures (../shared/reference/fixtures or deps.tar.gz)"
 fi
-run_step bench_cuda 150 "'$FSVC' spec/bench/bench_train.lua -d cuda"
+run_step bench_cuda 180 "'$FSVC' spec/bench/bench_train.lua -d cuda --graph"
+
+# ---- the other specs with cuda cases, a process per file ---------------------------------------------
+others=$(grep -l 'cuda.is_available' spec/*_spec.lua | grep -v '^spec/cuda_spec.lua$' | tr '\n' ' ')
+if [ -z "$BUSTED" ]; then
+  skip_step device_specs "busted not found"
+elif [ -n "$others" ]; then
+  # shellcheck disable=SC2086
+  run_step device_specs 150 "bash spec/gpu/run_spec_files.sh '$FSVC' '$BUSTED' $others"
+else
+  skip_step device_specs "no other spec has cuda cases"
+fi
 
 # ---- compute-sanitizer: a subset of the cuda spec (every launch is checked, about 10-100x slower) ----
 SANITIZER=$CUDA_HOME/bin/compute-sanitizer
@@ -254,17 +275,31 @@ elif [ ! -x "$SANITIZER" ]; then
 elif [ -z "$BUSTED" ]; then
   skip_step memcheck "busted not found"
 else
-  run_step memcheck 120 "'$SANITIZER' --tool memcheck --leak-check no --error-exitcode 3 \
-    $BUSTED_RUN --filter='cuda runtime' --filter='%(nn%) float32' --filter='%(reduce%) float32' \
-      --filter='backend%scudnn%sfloat32' spec/cuda_spec.lua spec/cuda_conv_spec.lua; \
-    rc=\$?; [ \$rc -eq 3 ] && echo 'device_check: memcheck found errors (see above)'; \
-    if [ \$rc -ne 0 ] && grep -q 'Device not supported' '$OUT/memcheck.log'; then \
-      echo 'device_check: compute-sanitizer cannot use the GPU on this runtime (seen on gVisor machines,' \
-        'kernel 4.4.0); memcheck needs a Firecracker machine (uname -r *-fc-*): nothing was checked'; fi; \
-    exit \$rc"
+  # FSVC_CUDA_EXACT_ALLOC=1: blocks of exactly the size asked for (gpu/allocator.c), so that an
+  # access past a tensor's end is past cudaMalloc's bounds too, where memcheck sees it
+  memcheck_cmd() { # step name, limit, busted filters and files
+    local name=$1 limit=$2
+    shift 2
+    run_step "$name" "$limit" "FSVC_CUDA_EXACT_ALLOC=1 '$SANITIZER' --tool memcheck --leak-check no \
+      --error-exitcode 3 $BUSTED_RUN $*; \
+      rc=\$?; [ \$rc -eq 3 ] && echo 'device_check: memcheck found errors (see above)'; \
+      if [ \$rc -ne 0 ] && grep -q 'Device not supported' '$OUT/$name.log'; then \
+        echo 'device_check: compute-sanitizer cannot use the GPU on this runtime (seen on gVisor machines,' \
+          'kernel 4.4.0); memcheck needs a Firecracker machine (uname -r *-fc-*): nothing was checked'; fi; \
+      exit \$rc"
+  }
+  # the runtime, nn and reduce float32 cases and cuDNN's; then, with the time left, every other
+  # float32 case of the op-parity table, graphs, topk and the index ops
+  memcheck_cmd memcheck 120 "--filter='cuda runtime' --filter='%(nn%) float32' --filter='%(reduce%) float32'" \
+    "--filter='backend%scudnn%sfloat32' spec/cuda_spec.lua spec/cuda_conv_spec.lua"
+  memcheck_cmd memcheck_more 240 "--filter='%(elementwise%) float32' --filter='%(shape%) float32'" \
+    "--filter='%(dsp%) float32' --filter='%(autograd%) float32' --filter='cuda graphs'" \
+    "--filter='cuda topk' --filter='16%-bit index' --filter='cuda indexing' spec/cuda_spec.lua"
 fi
 
-# ---- for reference, while time remains ------------------------------------------------------------------
-run_step bench_cpu_quick 60 "'$FSVC' spec/bench/bench_train.lua --quick"
+# ---- for reference, only when asked (FSVC_CHECK_CPU_BENCH=1) ----------------------------------------------
+if [ "${FSVC_CHECK_CPU_BENCH:-0}" = 1 ]; then
+  run_step bench_cpu_quick 60 "'$FSVC' spec/bench/bench_train.lua --quick"
+fi
 
 finish
