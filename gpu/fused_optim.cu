@@ -79,20 +79,20 @@ __global__ void step_increment_kernel(double *const *steps, int64_t n) {
   FSVC_GRID_LOOP(i, n) { *steps[i] += 1.0; }
 }
 
-// steps != NULL: the bias corrections come from the (already incremented) device counter of the
-// chunk's tensor; lr_dev != NULL: the learning rate is read on the device. Both make a replayed
-// graph follow the counters and the rate instead of the values seen at capture.
+// steps != NULL: the step count comes from the (already incremented) device counter of the
+// chunk's tensor, else it is `step`; lr_dev != NULL: the learning rate is read on the device. Both
+// make a replayed graph follow the counters and the rate instead of the values seen at capture.
+// The bias corrections are computed here in both cases: the device's pow() and the host's may
+// differ in the last bit, and capturable and default steps must give the same parameters.
 template <typename T>
 __global__ void adam_plan_kernel(const PlanChunk *chunks, const void *const *grads, double *const *steps,
                                  const double *lr_dev, double lr, double beta1, double beta2, double eps,
-                                 double wd, double bc1, double bc2_sqrt, int maximize, int decoupled) {
+                                 double wd, double step, int maximize, int decoupled) {
   PlanChunk c = chunks[blockIdx.x];
   if (lr_dev) lr = *lr_dev;
-  if (steps) {
-    double step = *steps[c.tensor];
-    bc1 = 1.0 - pow(beta1, step);
-    bc2_sqrt = sqrt(1.0 - pow(beta2, step));
-  }
+  if (steps) step = *steps[c.tensor];
+  const double bc1 = 1.0 - pow(beta1, step);
+  const double bc2_sqrt = sqrt(1.0 - pow(beta2, step));
   const AdamScalars<T> s = adam_scalars<T>(lr, beta1, beta2, eps, wd, bc1, bc2_sqrt);
   const T *g = (const T *)grads[c.tensor];
   for (int64_t j = threadIdx.x; j < c.n; j += blockDim.x)
@@ -314,12 +314,11 @@ extern "C" int fsvc_gpu_adam_plan_launch(fsvc_dtype dt, void *dev, int64_t n_chu
     FSVC_LAUNCH(step_increment_kernel, blocks_for(n_tensors), kThreads, 0, stream())(dev_steps, (int64_t)n_tensors);
     rc = fsvc_gpu_check_launch("adam");
   }
-  double bc1 = 1.0 - pow(beta1, (double)step), bc2_sqrt = sqrt(1.0 - pow(beta2, (double)step));
   for (int64_t first = 0; first < n_chunks && rc == 0; first += 65535) {  // grid.x limit per launch
     unsigned nb = (unsigned)(n_chunks - first < 65535 ? n_chunks - first : 65535);
     FSVC_DISPATCH_FLOAT(dt, FSVC_LAUNCH(adam_plan_kernel<T>, nb, kThreads, 0, stream())(
                                 chunks + first, (const void *const *)dev_grads, capturable ? dev_steps : NULL,
-                                lr_dev, lr, beta1, beta2, eps, wd, bc1, bc2_sqrt, maximize, decoupled));
+                                lr_dev, lr, beta1, beta2, eps, wd, (double)step, maximize, decoupled));
     rc = fsvc_gpu_check_launch("adam");
   }
   return rc;

@@ -36,6 +36,7 @@ void *fsvc_gpu_dlopen(const char *const *sonames, char *err, size_t err_size);
 void *fsvc_gpu_stream(void);
 void fsvc_gpu_set_stream(void *stream);
 int fsvc_gpu_synchronize(void);
+int fsvc_gpu_profiler(int on); /* cudaProfilerStart (1) / cudaProfilerStop (0) */
 /* Launch counting (runtime.c): every kernel launch passes its stream through fsvc_gpu_count_launch
  * (FSVC_LAUNCH does), every cuBLAS/cuFFT/cuDNN call calls fsvc_gpu_count_library_call, so a
  * benchmark can report launches per step; an eager step's host cost grows with them. Graph

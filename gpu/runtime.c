@@ -1,5 +1,6 @@
 /* CUDA runtime glue: device queries (cached; a machine without a GPU or driver answers 0 devices
  * with the runtime's reason), the current stream, events, synchronisation and error messages. */
+#include <cuda_profiler_api.h>
 #include <cuda_runtime.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -73,6 +74,12 @@ int fsvc_gpu_check(int code, const char *what) {
 }
 
 int fsvc_gpu_check_launch(const char *what) { return fsvc_gpu_check((int)cudaGetLastError(), what); }
+
+/* a profiler started with collection off (ncu --profile-from-start off) records only between
+ * these: one step of a benchmark instead of its warm-ups (spec/bench/bench_train.lua --profile) */
+int fsvc_gpu_profiler(int on) {
+  return fsvc_gpu_check((int)(on ? cudaProfilerStart() : cudaProfilerStop()), on ? "profiler_start" : "profiler_stop");
+}
 
 int fsvc_gpu_synchronize(void) {
   if (fsvc_gpu_check((int)cudaDeviceSynchronize(), "synchronize") != 0) return -1;

@@ -7,6 +7,8 @@
  *   fsvc.cuda.reset_peak_memory_stats()  empty_cache()
  *   fsvc.cuda.launch_counts() -> {kernels=, library_calls=} since start (host launches; graph
  *     replays not counted); on the CPU emulation also by_kernel = {name = count}
+ *   fsvc.cuda.profiler_start() / profiler_stop(): cudaProfilerStart/Stop, so that a profiler run
+ *     with collection off at start (ncu --profile-from-start off) records only what lies between
  *   fsvc.cuda.clip_grad_norm_(grads, max_norm [, {sync = true}]) -> total norm (CUDA gradients,
  *     one launch each); sync = false returns it as a 0-d CUDA tensor without waiting (capturable)
  *   fsvc.cuda.event()  -> an opaque event recorded on the current stream;
@@ -57,6 +59,15 @@ static int l_unavailable_reason(lua_State *L) {
   lua_pushstring(L, fsvc_cuda_available() ? "" : fsvc_cuda_unavailable_reason());
   return 1;
 }
+#ifdef FSVC_HAVE_CUDA
+static int l_profiler(lua_State *L, int on) {
+  if (!fsvc_cuda_available()) return 0; /* nothing to profile */
+  if (fsvc_gpu_profiler(on) != 0) return fsvc_lua_error(L);
+  return 0;
+}
+static int l_profiler_start(lua_State *L) { return l_profiler(L, 1); }
+static int l_profiler_stop(lua_State *L) { return l_profiler(L, 0); }
+#endif
 static int l_get_device_name(lua_State *L) {
   int i = (int)fsvc_lua_opt_int(L, 1, 0, "cuda.get_device_name", "device");
   const char *name = fsvc_cuda_device_name(i);
@@ -429,6 +440,8 @@ static int l_no_backend(lua_State *L) {
 static int l_zero(lua_State *L) { lua_pushinteger(L, 0); return 1; }
 static int l_nothing(lua_State *L) { (void)L; return 0; }
 #define l_manual_seed l_nothing
+#define l_profiler_start l_nothing
+#define l_profiler_stop l_nothing
 #define l_initial_seed l_zero
 #define l_set_allow_tf32 l_nothing
 #define l_memory_allocated l_zero
@@ -584,7 +597,8 @@ void fsvc_bind_cuda(lua_State *L) {
       {"set_allow_tf32", l_set_allow_tf32}, {"memory_allocated", l_memory_allocated},
       {"memory_reserved", l_memory_reserved}, {"max_memory_allocated", l_max_memory_allocated},
       {"memory_stats", l_memory_stats}, {"reset_peak_memory_stats", l_reset_peak},
-      {"launch_counts", l_launch_counts},
+      {"launch_counts", l_launch_counts}, {"profiler_start", l_profiler_start},
+      {"profiler_stop", l_profiler_stop},
       {"empty_cache", l_empty_cache}, {"clip_grad_norm_", l_clip_grad_norm},
       {"event", l_event}, {"elapsed_ms", l_elapsed_ms}, {"stream", l_stream},
       {"set_stream", l_set_stream}, {"_adam_step_multi", l_adam_multi},

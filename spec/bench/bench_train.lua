@@ -5,7 +5,7 @@
 --
 --   build/fsvc spec/bench/bench_train.lua [-d cpu|cuda|cuda:N] [--batch N] [--seconds S]
 --                                         [--reps N] [--warmup N] [--quick] [--host-dsp] [--tf32]
---                                         [--only a,b,...] [--step-budget S] [--graph]
+--                                         [--only a,b,...] [--step-budget S] [--graph] [--profile]
 --
 -- Steps (what a step computes is FASTERSVC.md's "Training (train_dec / train_pe)" and "Inference"):
 --   decoder+logmel  CE.encode (frozen) -> self-kNN (k 4, cos) -> synthesize(z, f0, energy) ->
@@ -33,6 +33,10 @@
 -- through fsvc.dsp's device paths; --host-dsp sends every DSP call through the host instead. The
 -- table's last column says which DSP calls went through the host (none, unless --host-dsp).
 --
+-- --profile (CUDA): fsvc.cuda.profiler_start/stop around the first timed call of each eager step,
+-- so that `ncu --profile-from-start off ...` or another profiler started with collection off
+-- records one step of each row and none of the warm-ups (docs/cuda.md "Profiling").
+--
 -- --graph (CUDA): the decoder, discriminator, pitch-estimator and streaming steps are also
 -- captured as CUDA graphs (docs/cuda.md "CUDA graphs": gradients set to nil at the start of the
 -- captured function, AdamW with capturable = true, clip_grad_norm_ with sync = false so that the
@@ -58,7 +62,7 @@ local knn = require "modules.knn"
 
 local USAGE = "usage: build/fsvc spec/bench/bench_train.lua [-d cpu|cuda|cuda:N] [--batch N] "
   .. "[--seconds S] [--reps N] [--warmup N] [--quick] [--host-dsp] [--tf32] [--only a,b,...] "
-  .. "[--step-budget S] [--graph]"
+  .. "[--step-budget S] [--graph] [--profile]"
 
 -- ---- options -------------------------------------------------------------------------------
 local opts = { device = "cpu" }
@@ -94,6 +98,7 @@ do
     elseif a == "--only" then opts.only = value(a)
     elseif a == "--step-budget" then opts.step_budget = number(a)
     elseif a == "--graph" then opts.graph = true
+    elseif a == "--profile" then opts.profile = true
     elseif a == "-h" or a == "--help" then print(USAGE) os.exit(0)
     else io.stderr:write("bench_train: unknown argument '" .. tostring(a) .. "'\n" .. USAGE .. "\n") os.exit(2) end
     i = i + 1
@@ -160,10 +165,13 @@ local function time_step(fn)
     if #times > 0 and fsvc.time() - started > step_budget then break end
     collectgarbage()
     sync()
+    -- --profile: a profiler that starts with collection off records the first timed call only
+    if opts.profile and #times == 0 then fsvc.cuda.profiler_start() end
     local t0 = fsvc.time()
     fn()
     sync()
     times[#times + 1] = (fsvc.time() - t0) * 1e3
+    if opts.profile and #times == 1 then fsvc.cuda.profiler_stop() end
   end
   local via = {}
   for k in pairs(host_calls) do via[#via + 1] = k end

@@ -15,7 +15,8 @@
 # ctest_device (the C tests test_device*), cuda_spec (busted spec/cuda_spec.lua), device_specs
 # (every other spec/*_spec.lua with cuda cases), parity_cuda (spec/parity.lua --device cuda),
 # bench_cuda (spec/bench/bench_train.lua -d cuda, full size), memcheck (compute-sanitizer
-# memcheck on a subset of spec/cuda_spec.lua), bench_cpu_quick (reference).
+# memcheck on a subset of spec/cuda_spec.lua), bench_cuda_tf32 (the same with TF32), profile (ncu:
+# kernel time by name for one eager step of each training row), bench_cpu_quick (reference).
 # Without a GPU each GPU step reports SKIP, so the logic can be checked anywhere:
 #   OUT=/tmp/x FSVC_CHECK_BUILD=build bash spec/gpu/device_check.sh
 #
@@ -289,12 +290,32 @@ else
       exit \$rc"
   }
   # the runtime, nn and reduce float32 cases and cuDNN's; then, with the time left, every other
-  # float32 case of the op-parity table, graphs, topk and the index ops
+  # float32 case of the op-parity table, graphs, topk and the index ops (not the graph test that
+  # makes a capture fail on purpose: memcheck counts the CUDA API errors it provokes)
   memcheck_cmd memcheck 120 "--filter='cuda runtime' --filter='%(nn%) float32' --filter='%(reduce%) float32'" \
     "--filter='backend%scudnn%sfloat32' spec/cuda_spec.lua spec/cuda_conv_spec.lua"
   memcheck_cmd memcheck_more 240 "--filter='%(elementwise%) float32' --filter='%(shape%) float32'" \
     "--filter='%(dsp%) float32' --filter='%(autograd%) float32' --filter='cuda graphs'" \
-    "--filter='cuda topk' --filter='16%-bit index' --filter='cuda indexing' spec/cuda_spec.lua"
+    "--filter='cuda topk' --filter='16%-bit index' --filter='cuda indexing'" \
+    "--filter-out='waits%sfor%sthe%sdevice' spec/cuda_spec.lua"
+fi
+
+# ---- the benchmark with TF32 (PyTorch's default for cuDNN convolutions, which its anchors used) ----
+run_step bench_cuda_tf32 120 "'$FSVC' spec/bench/bench_train.lua -d cuda --tf32 --graph"
+
+# ---- where a step's device time goes: Nsight Compute, one eager step of each training row --------
+NCU=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu "$CUDA_HOME"/bin/ncu 2>/dev/null | head -n 1)
+if [ "$GPU" -eq 0 ]; then
+  skip_step profile "no CUDA device"
+elif [ -z "$NCU" ]; then
+  skip_step profile "no ncu (Nsight Compute)"
+else
+  run_step profile 200 "for row in decoder discriminator pitch stream; do \
+      '$NCU' --profile-from-start off --clock-control none --metrics gpu__time_duration.sum --csv \
+        --print-units base --log-file '$OUT/ncu_'\$row.csv '$FSVC' spec/bench/bench_train.lua -d cuda \
+        --only \$row --reps 1 --warmup 1 --profile >/dev/null 2>&1 || echo \"ncu failed for \$row\"; \
+      echo \"== \$row\"; '$FSVC' spec/gpu/ncu_summary.lua '$OUT/ncu_'\$row.csv 25; done; \
+    echo 'summary: kernel time by name for one eager step of each row (ncu)'"
 fi
 
 # ---- for reference, only when asked (FSVC_CHECK_CPU_BENCH=1) ----------------------------------------------
