@@ -303,14 +303,14 @@ fi
 # ---- the benchmark with TF32 (PyTorch's default for cuDNN convolutions, which its anchors used) ----
 run_step bench_cuda_tf32 120 "'$FSVC' spec/bench/bench_train.lua -d cuda --tf32 --graph"
 
-# ---- where a step's device time goes: Nsight Compute, one eager step of each training row --------
+# ---- where a step's device time goes: Nsight Compute, one eager step of each row --------------------
 NCU=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu "$CUDA_HOME"/bin/ncu 2>/dev/null | head -n 1)
 if [ "$GPU" -eq 0 ]; then
   skip_step profile "no CUDA device"
 elif [ -z "$NCU" ]; then
   skip_step profile "no ncu (Nsight Compute)"
 else
-  run_step profile 200 "for row in decoder discriminator pitch stream; do \
+  run_step profile 200 "for row in decoder discriminator pitch convert stream; do \
       '$NCU' --profile-from-start off --clock-control none --metrics gpu__time_duration.sum --csv \
         --print-units base --log-file '$OUT/ncu_'\$row.csv '$FSVC' spec/bench/bench_train.lua -d cuda \
         --only \$row --reps 1 --warmup 1 --profile >/dev/null 2>&1 || echo \"ncu failed for \$row\"; \
