@@ -463,6 +463,59 @@ end)
 -- line in shared memory up to 4096, a sort in a global scratch buffer beyond (gpu/topk.cu). Each
 -- must give the CPU's result exactly: the same indices, the same values (copied, -0 and NaN
 -- included), ties by index, NaN first for largest and last for smallest.
+describe("cuda reductions of few outputs over long extents (split into segments)", function()
+  -- gpu/reduce.cu splits these (a loss's mean, a bias gradient) into segments reduced by many
+  -- blocks, then adds the partials in order; the op-parity table's tensors are too small for it
+  local cases = {
+    { { 2, 20000 }, { 1 } },     -- rows: 2 outputs of 20 000
+    { { 30001 }, nil },          -- everything into one output
+    { { 2, 1500, 5 }, { 1 } },   -- columns: 10 outputs of 1500, stride 5
+    { { 4, 3, 3000 }, { 0, 2 } }, -- a bias gradient's dims of [B, C, T]
+    { { 5, 3000 }, { 0 } },      -- columns over a short extent: not split
+  }
+  local ops = {
+    { "sum", function(x, d) return d and fsvc.sum(x, d) or fsvc.sum(x) end },
+    { "mean", function(x, d) return d and fsvc.mean(x, d) or fsvc.mean(x) end },
+    { "var", function(x, d) return d and fsvc.var(x, d) or fsvc.var(x) end },
+    { "std", function(x, d) return d and fsvc.std(x, d, { unbiased = false }) or fsvc.std(x) end },
+    { "norm p=2", function(x, d) return fsvc.norm(x, 2, d) end },
+    { "norm p=1", function(x, d) return fsvc.norm(x, 1, d) end },
+    { "norm p=3", function(x, d) return fsvc.norm(x, 3, d) end },
+  }
+  for _, dt in ipairs({ "float32", "float64" }) do
+    it("match the CPU, values and gradients, deterministically: " .. dt, function()
+      fsvc.manual_seed(11)
+      for _, c in ipairs(cases) do
+        local x0 = (fsvc.randn(c[1], { dtype = "float64" }) + 0.5):to(dt)
+        for _, o in ipairs(ops) do
+          local what = o[1] .. " of " .. table.concat(c[1], "x") .. " " .. dt
+          local xc = x0:clone():requires_grad_(true)
+          local xg = x0:cuda():requires_grad_(true)
+          local yc, yg = o[2](xc, c[2]), o[2](xg, c[2])
+          local w = fsvc.linspace(-1, 1, math.max(yc:numel(), 1), { dtype = dt }):reshape(yc.shape)
+          ;(yc * w):sum():backward()
+          ;(yg * w:cuda()):sum():backward()
+          local limit = dt == "float32" and 1e-5 or 1e-9
+          assert(rel_err(yg, yc) <= limit, what .. ": value " .. rel_err(yg, yc))
+          assert(rel_err(xg.grad, xc.grad) <= limit, what .. ": gradient " .. rel_err(xg.grad, xc.grad))
+          local again = o[2](x0:cuda(), c[2])
+          assert.are.equal(0, (again - yg:detach()):abs():max():item(), what .. ": not deterministic")
+        end
+      end
+    end)
+  end
+
+  it("sums int64 exactly and 16-bit inputs in float", function()
+    local n = fsvc.arange(0, 60000, 1, { dtype = "int64" }):reshape({ 2, 30000 })
+    local s = fsvc.sum(n:cuda(), 1):cpu()
+    assert.are.equal(449985000, s:_get_flat(0))
+    assert.are.equal(1349985000, s:_get_flat(1))
+    local h = fsvc.full({ 40000 }, 0.5):to("float16"):cuda()
+    assert.are.equal(20000, fsvc.sum(h):float():item())
+    assert.are.equal(0.5, fsvc.mean(h):float():item())
+  end)
+end)
+
 describe("cuda topk for any k", function()
   -- values on [outer, r, inner] with many ties, signed zeros, infinities and (floats) NaN
   local function tie_values(outer, r, inner, dtype, seed)

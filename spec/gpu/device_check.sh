@@ -15,7 +15,8 @@
 # ctest_device (the C tests test_device*), cuda_spec (busted spec/cuda_spec.lua), device_specs
 # (every other spec/*_spec.lua with cuda cases), parity_cuda (spec/parity.lua --device cuda),
 # bench_cuda (spec/bench/bench_train.lua -d cuda, full size), memcheck (compute-sanitizer
-# memcheck on a subset of spec/cuda_spec.lua), bench_cuda_tf32 (the same with TF32), profile (ncu:
+# memcheck on a subset of spec/cuda_spec.lua), bench_cuda_tf32 (the same with TF32), host_profile
+# (spec/bench/host_profile.lua: a conversion's host time by C function), profile (ncu:
 # kernel time by name for one eager step of each training row), bench_cpu_quick (reference).
 # Without a GPU each GPU step reports SKIP, so the logic can be checked anywhere:
 #   OUT=/tmp/x FSVC_CHECK_BUILD=build bash spec/gpu/device_check.sh
@@ -302,6 +303,9 @@ fi
 
 # ---- the benchmark with TF32 (PyTorch's default for cuDNN convolutions, which its anchors used) ----
 run_step bench_cuda_tf32 120 "'$FSVC' spec/bench/bench_train.lua -d cuda --tf32 --graph"
+
+# ---- where a conversion's host time goes (a debug hook on C calls) -----------------------------------
+run_step host_profile 60 "'$FSVC' spec/bench/host_profile.lua -d cuda"
 
 # ---- where a step's device time goes: Nsight Compute, one eager step of each row --------------------
 NCU=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu "$CUDA_HOME"/bin/ncu 2>/dev/null | head -n 1)
