@@ -45,9 +45,17 @@ static const_entry const_cache[CONST_CACHE_MAX];
 static uint64_t const_tick = 0;
 static pthread_mutex_t const_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static uint64_t fnv1a(const unsigned char *p, size_t n) {
+/* FNV-1a over 8-byte words (then the tail bytes): a lookup hashes the whole host constant, and
+ * byte by byte that cost about 1 ns per byte */
+static uint64_t content_hash(const unsigned char *p, size_t n) {
   uint64_t h = 1469598103934665603ull;
-  for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 1099511628211ull;
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    uint64_t w;
+    memcpy(&w, p + i, 8);
+    h = (h ^ w) * 1099511628211ull;
+  }
+  for (; i < n; i++) h = (h ^ p[i]) * 1099511628211ull;
   return h;
 }
 
@@ -56,7 +64,7 @@ fsvc_tensor *dsp_device_constant(const fsvc_tensor *h, fsvc_device dev) {
   if (!fsvc_is_contiguous(h) || h->storage->device.type != FSVC_CPU) return fsvc_to_device_raw(h, dev);
   const unsigned char *bytes = fsvc_data(h);
   size_t nbytes = (size_t)fsvc_numel(h) * fsvc_dtype_size(h->dtype);
-  uint64_t hash = fnv1a(bytes, nbytes);
+  uint64_t hash = content_hash(bytes, nbytes);
   pthread_mutex_lock(&const_lock);
   for (int i = 0; i < CONST_CACHE_MAX; i++) {
     const_entry *e = &const_cache[i];
@@ -144,13 +152,30 @@ fsvc_tensor *dsp_stft_device(const fsvc_tensor *x, const dsp_stft_geometry *g) {
                                                               : FSVC_PAD_CONSTANT;
     s = step(s, fsvc_pad(s, 2, pads, mode, 0.0));
   }
-  /* frames: [B, Lp] -> [B, T * n] -> [B, T, n] */
-  int64_t *pos = NULL;
-  fsvc_tensor *idx = s ? dsp_host_index(T * n, &pos) : NULL;
-  if (idx)
-    for (int64_t t = 0; t < T; t++)
-      for (int64_t k = 0; k < n; k++) pos[t * n + k] = t * g->hop + k;
-  idx = dsp_index_on(idx, dev);
+  /* frames: [B, Lp] -> [B, T * n] -> [B, T, n]; the positions t*hop + k are [T, 1] + [1, n] added
+   * on the device: two small constants instead of one of T*n (6 MB for 10 s of audio, which the
+   * constant cache would hash and compare on the host at every call) */
+  int64_t *pos = NULL, *starts = NULL;
+  fsvc_tensor *kv = s ? dsp_host_index(n, &pos) : NULL;
+  fsvc_tensor *tv = kv ? dsp_host_index(T, &starts) : NULL;
+  if (tv) {
+    for (int64_t k = 0; k < n; k++) pos[k] = k;
+    for (int64_t t = 0; t < T; t++) starts[t] = t * g->hop;
+  }
+  kv = dsp_index_on(kv, dev);
+  tv = dsp_index_on(tv, dev);
+  fsvc_tensor *idx = NULL;
+  if (kv && tv) {
+    const int64_t tshape[2] = {T, 1}, kshape[2] = {1, n}, flat = T * n;
+    fsvc_tensor *t2 = fsvc_reshape(tv, 2, tshape), *k2 = fsvc_reshape(kv, 2, kshape);
+    fsvc_tensor *grid = t2 && k2 ? fsvc_add(t2, k2) : NULL;
+    idx = grid ? fsvc_reshape(grid, 1, &flat) : NULL;
+    fsvc_tensor_release(t2);
+    fsvc_tensor_release(k2);
+    fsvc_tensor_release(grid);
+  }
+  fsvc_tensor_release(kv);
+  fsvc_tensor_release(tv);
   s = idx ? step(s, fsvc_index_select(s, 1, idx)) : step(s, NULL);
   fsvc_tensor_release(idx);
   int64_t fshape[3] = {g->B, T, n};

@@ -124,10 +124,70 @@ static fsvc_tensor *report_on_host(const fsvc_tensor *t, fsvc_tensor *(*cpu_fn)(
 typedef struct {
   fsvc_tensor *i0, *i1; /* int64 [n_out] on dev */
   fsvc_tensor *w0, *w1; /* float64 [n_out] on dev */
+  int padded;           /* the indices address x with its ends repeated once (interp_apply pads) */
 } interp_plan;
+
+/* The oscillator's upsampling by an integer divisor F, built on the device from constants of T and
+ * F entries (per-sample host constants would be hashed and compared on the host at every call:
+ * 240 000 samples of 10 s made four 1.9 MB vectors). Output j = t F + f reads source t + off_f
+ * and t + off_f + 1 with weights 1 - l_f and l_f, where (f + 0.5) / F - 0.5 = off_f + l_f,
+ * off_f in {-1, 0}. x is padded with its first and last value repeated, so the indices (shifted
+ * by one) never leave it: the clamping of the CPU's positions (src < 0 -> 0, indices past the end
+ * -> the last) reads the same values. */
+static int interp_plan_divisor(interp_plan *ip, int64_t T, int64_t F, fsvc_device dev) {
+  int64_t *tp = NULL, *o0 = NULL, *o1 = NULL;
+  double *l = malloc(sizeof(double) * 2 * (size_t)F);
+  fsvc_tensor *tv = dsp_host_index(T, &tp);
+  fsvc_tensor *a = tv ? dsp_host_index(F, &o0) : NULL;
+  fsvc_tensor *b = a ? dsp_host_index(F, &o1) : NULL;
+  if (!l || !b) {
+    free(l);
+    fsvc_tensor_release(tv);
+    fsvc_tensor_release(a);
+    fsvc_tensor_release(b);
+    if (!fsvc_last_error()[0]) fsvc_set_error("dsp device path: out of memory");
+    return -1;
+  }
+  for (int64_t t = 0; t < T; t++) tp[t] = t + 1; /* + 1: the repeated first value */
+  for (int64_t f = 0; f < F; f++) {
+    double src = ((double)f + 0.5) / (double)F - 0.5;
+    int64_t off = src < 0 ? -1 : 0;
+    o0[f] = off;
+    o1[f] = off + 1;
+    l[F + f] = src - (double)off;
+    l[f] = 1.0 - l[F + f];
+  }
+  tv = dsp_index_on(tv, dev);
+  a = dsp_index_on(a, dev);
+  b = dsp_index_on(b, dev);
+  fsvc_tensor *w0 = dsp_host_vector_on(l, F, FSVC_FLOAT64, dev);
+  fsvc_tensor *w1 = dsp_host_vector_on(l + F, F, FSVC_FLOAT64, dev);
+  free(l);
+  const int64_t col[2] = {T, 1}, row[2] = {1, F}, grid[2] = {T, F}, flat = T * F;
+  fsvc_tensor *tc = tv ? fsvc_reshape(tv, 2, col) : NULL;
+  fsvc_tensor *parts[4] = {a, b, w0, w1}, **outs[4] = {&ip->i0, &ip->i1, &ip->w0, &ip->w1};
+  int rc = tc ? 0 : -1;
+  for (int i = 0; i < 4; i++) {
+    fsvc_tensor *r = rc == 0 && parts[i] ? fsvc_reshape(parts[i], 2, row) : NULL;
+    /* the indices: [T, 1] + [1, F]; the weights: [1, F] repeated over T */
+    fsvc_tensor *g = r ? (i < 2 ? fsvc_add(tc, r) : fsvc_expand(r, 2, grid)) : NULL;
+    fsvc_tensor *c = g ? fsvc_contiguous(g) : NULL;
+    *outs[i] = c ? fsvc_reshape(c, 1, &flat) : NULL;
+    if (!*outs[i]) rc = -1;
+    fsvc_tensor_release(r);
+    fsvc_tensor_release(g);
+    fsvc_tensor_release(c);
+  }
+  fsvc_tensor_release(tc);
+  fsvc_tensor_release(tv);
+  for (int i = 0; i < 4; i++) fsvc_tensor_release(parts[i]);
+  ip->padded = 1;
+  return rc;
+}
 
 static int interp_plan_make(interp_plan *ip, int64_t n_in, int64_t n_out, double scale,
                             int64_t divisor, fsvc_device dev) {
+  if (divisor > 0 && n_in > 0 && dev.type != FSVC_CPU) return interp_plan_divisor(ip, n_in, divisor, dev);
   int64_t *a = NULL, *c = NULL;
   double *w = malloc(sizeof(double) * 2 * (size_t)n_out);
   ip->i0 = dsp_host_index(n_out, &a);
@@ -167,6 +227,11 @@ static void interp_plan_free(interp_plan *ip) {
 static fsvc_tensor *interp_apply(tpool *pp, const fsvc_tensor *x, const interp_plan *ip) {
 #define P (*pp)
   const int d = x->ndim - 1;
+  if (ip->padded) {
+    int64_t ends[2] = {1, 1};
+    x = K(fsvc_pad(x, 2, ends, FSVC_PAD_REPLICATE, 0.0));
+    if (!x) return NULL;
+  }
   fsvc_tensor *a = K(fsvc_index_select(x, d, ip->i0));
   fsvc_tensor *b = a ? K(fsvc_index_select(x, d, ip->i1)) : NULL;
   fsvc_tensor *aw = b ? K(fsvc_mul(a, ip->w0)) : NULL;
