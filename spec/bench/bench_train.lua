@@ -45,7 +45,8 @@
 -- graphs from a static device buffer refilled with the same draws before each replay (an upload
 -- cannot be captured; static_source_noise). The training graphs' two warm-ups are real steps;
 -- the pitch row's augmentation runs eagerly and is written into the graph's static input before
--- each replay (it draws from the CPU generator), and its loss is the same weighted cross-entropy
+-- each replay (a captured draw would repeat its numbers at every replay; on CUDA it draws from
+-- the device's generator, as the reference does), and its loss is the same weighted cross-entropy
 -- computed from a weighted one-hot target (written when cross_entropy's gather checked its
 -- indices on the host, which a capture refuses). A step
 -- that cannot be captured (a host round trip, a host synchronisation) says "graph: not capturable
@@ -451,15 +452,26 @@ local function pitch_setup(capturable)
   local labels_cpu = fsvc.randint(0, pe.output_channels, { batch, T })
   local weight, labels = to_dev(weight_cpu), to_dev(labels_cpu)
   local wave = to_dev(test_wave(batch, L))
-  -- augmentation: gain, noise, the rolled batch as background
+  -- augmentation: gain, noise, the rolled batch as background. On CUDA the draws come from the
+  -- device's generator (fsvc.empty on the device, then uniform_/normal_), as the reference draws
+  -- with torch.rand/randn on its device: the CPU generator's 384 000 normals and their upload
+  -- (which waits for the device) are host work a training step on a GPU does not need.
+  local function draw(shape, low, high, normal)
+    if cuda then
+      local t = fsvc.empty(shape, { device = device })
+      if normal then return t:normal_(0, 1) end
+      return t:uniform_(low, high)
+    end
+    return normal and fsvc.randn(shape) or fsvc.rand(shape) * (high - low) + low
+  end
   local function augment()
     return fsvc.no_grad(function()
-      local gain = to_dev(fsvc.rand({ batch, 1 }) * 2)
-      local noise_gain = to_dev(fsvc.rand({ batch, 1 }))
-      local bg_gain = to_dev(fsvc.rand({ batch, 1 }) * 0.5)
+      local gain = draw({ batch, 1 }, 0, 2)
+      local noise_gain = draw({ batch, 1 }, 0, 1)
+      local bg_gain = draw({ batch, 1 }, 0, 0.5)
       local rolled = batch > 1 and fsvc.cat({ wave:narrow(0, 1, batch - 1), wave:narrow(0, 0, 1) }, 0) or wave
-      local noise = fsvc.randn({ batch, L })
-      return wave * gain + to_dev(noise) * noise_gain + rolled * bg_gain
+      local noise = draw({ batch, L }, nil, nil, true)
+      return wave * gain + noise * noise_gain + rolled * bg_gain
     end)
   end
   return pe, opt, weight, labels, augment, weight_cpu, labels_cpu
