@@ -462,9 +462,11 @@ describe("device plumbing on cuda", function()
 end)
 
 describe("the device allocator's exact-size mode (FSVC_CUDA_EXACT_ALLOC, for compute-sanitizer)", function()
-  -- memory reserved by a fresh process for one 3-element float32 tensor
+  -- memory reserved by a fresh process for one 3-element float32 tensor; the process is this
+  -- binary (arg[-1]), which has a CUDA device, not FSVC_BIN (CI points it at the CPU build)
+  local self_bin = arg and arg[-1] or BIN
   local function reserved_for_three_floats(env)
-    local p = io.popen(env .. " " .. BIN .. " -e 'local r = fsvc.cuda.memory_reserved(); "
+    local p = io.popen(env .. " " .. self_bin .. " -e 'local r = fsvc.cuda.memory_reserved(); "
       .. "local x = fsvc.zeros({ 3 }):cuda(); print(fsvc.cuda.memory_reserved() - r)' 2>&1")
     local out = p:read("a")
     p:close()
