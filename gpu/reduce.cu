@@ -5,8 +5,8 @@
 // Two kernels cover every shape: when inner == 1 (the reduced dims are last, the common case) a
 // block of 256 threads reduces one row with a shared-memory tree; otherwise one thread per output
 // walks R (reads are coalesced across inner). Few outputs over long extents (a loss's mean, a bias
-// gradient) are split into segments instead (split_reduce, below), so that every SM has work. Float32 accumulates in double, as the CPU does, so
-// results agree to ~1e-7 relative.
+// gradient) are split into segments instead (split_reduce, below), so that every SM has work.
+// Float32 accumulates in double, as the CPU does, so results agree to ~1e-7 relative.
 #include <math.h>
 
 #include "gpu_common.cuh"
@@ -262,12 +262,14 @@ int split_reduce(int op, T *out, const T *x, int64_t outer, int64_t r, int64_t i
   };
   if (op == FSVC_GPU_RED_VAR) {  // the mean first, then the squared deviations around it (as the CPU)
     partials(kTermValue, nullptr);
-    FSVC_LAUNCH(split_finish_kernel<T>, blocks_for(n_out), kThreads, 0, stream())(out, center, part, n_out, S, op, r, p);
+    FSVC_LAUNCH(split_finish_kernel<T>, blocks_for(n_out), kThreads, 0, stream())(out, center, part, n_out, S, op,
+                                                                                 r, p);
     partials(kTermDeviation, center);
   } else {
     partials(op == FSVC_GPU_RED_NORM ? kTermPower : kTermValue, nullptr);
   }
-  FSVC_LAUNCH(split_finish_kernel<T>, blocks_for(n_out), kThreads, 0, stream())(out, (double *)nullptr, part, n_out, S, op, r, p);
+  FSVC_LAUNCH(split_finish_kernel<T>, blocks_for(n_out), kThreads, 0, stream())(out, (double *)nullptr, part, n_out,
+                                                                               S, op, r, p);
   int rc = fsvc_gpu_check_launch("reduction");
   fsvc_gpu_release(NULL, part, part_bytes + center_bytes);  // stream-ordered: reused after these kernels
   return rc;

@@ -46,8 +46,8 @@
 -- cannot be captured; static_source_noise). The training graphs' two warm-ups are real steps;
 -- the pitch row's augmentation runs eagerly and is written into the graph's static input before
 -- each replay (a captured draw would repeat its numbers at every replay; on CUDA it draws from
--- the device's generator, as the reference does), and its loss is the same weighted cross-entropy
--- computed from a weighted one-hot target (written when cross_entropy's gather checked its
+-- the device's generator, as the reference does), and its loss is the same weighted
+-- cross-entropy computed from a weighted one-hot target (written when cross_entropy's gather checked its
 -- indices on the host, which a capture refuses). A step
 -- that cannot be captured (a host round trip, a host synchronisation) says "graph: not capturable
 -- (<reason>)" in its row instead; one whose eager run made DSP host round trips is not tried (its

@@ -65,7 +65,8 @@ for _, n in ipairs({ math.floor(secs * SR), 4 * 1920 }) do
   local list = {}
   for k, v in pairs(excl) do list[#list + 1] = { k, v } end
   table.sort(list, function(a, b) return a[2] > b[2] end)
-  print(string.format("== convert of %d samples: host %.1f ms (hooked), then %.1f ms waiting for the device", n, (t1 - t0) * 1e3, (t2 - t1) * 1e3))
+  print(string.format("== convert of %d samples: host %.1f ms (hooked), then %.1f ms waiting for the device",
+    n, (t1 - t0) * 1e3, (t2 - t1) * 1e3))
   for i = 1, math.min(25, #list) do
     print(string.format("  %8.3f ms  %5d calls  %s", list[i][2] * 1e3, calls[list[i][1]], list[i][1]))
   end
