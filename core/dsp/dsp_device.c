@@ -135,6 +135,18 @@ fsvc_tensor *dsp_index_on(fsvc_tensor *host_index, fsvc_device dev) {
   return t;
 }
 
+fsvc_tensor *dsp_index_grid(const fsvc_tensor *col, const fsvc_tensor *row) {
+  const int64_t T = col->shape[0], n = row->shape[0];
+  const int64_t cshape[2] = {T, 1}, rshape[2] = {1, n}, flat = T * n;
+  fsvc_tensor *c = fsvc_reshape(col, 2, cshape), *r = fsvc_reshape(row, 2, rshape);
+  fsvc_tensor *grid = c && r ? fsvc_add(c, r) : NULL;
+  fsvc_tensor *out = grid ? fsvc_reshape(grid, 1, &flat) : NULL;
+  fsvc_tensor_release(c);
+  fsvc_tensor_release(r);
+  fsvc_tensor_release(grid);
+  return out;
+}
+
 /* Releases `old` and returns `new_ref` (chains of ops with one live temporary). */
 static fsvc_tensor *step(fsvc_tensor *old, fsvc_tensor *new_ref) {
   fsvc_tensor_release(old);
@@ -164,16 +176,7 @@ fsvc_tensor *dsp_stft_device(const fsvc_tensor *x, const dsp_stft_geometry *g) {
   }
   kv = dsp_index_on(kv, dev);
   tv = dsp_index_on(tv, dev);
-  fsvc_tensor *idx = NULL;
-  if (kv && tv) {
-    const int64_t tshape[2] = {T, 1}, kshape[2] = {1, n}, flat = T * n;
-    fsvc_tensor *t2 = fsvc_reshape(tv, 2, tshape), *k2 = fsvc_reshape(kv, 2, kshape);
-    fsvc_tensor *grid = t2 && k2 ? fsvc_add(t2, k2) : NULL;
-    idx = grid ? fsvc_reshape(grid, 1, &flat) : NULL;
-    fsvc_tensor_release(t2);
-    fsvc_tensor_release(k2);
-    fsvc_tensor_release(grid);
-  }
+  fsvc_tensor *idx = kv && tv ? dsp_index_grid(tv, kv) : NULL;
   fsvc_tensor_release(kv);
   fsvc_tensor_release(tv);
   s = idx ? step(s, fsvc_index_select(s, 1, idx)) : step(s, NULL);

@@ -163,24 +163,26 @@ static int interp_plan_divisor(interp_plan *ip, int64_t T, int64_t F, fsvc_devic
   fsvc_tensor *w0 = dsp_host_vector_on(l, F, FSVC_FLOAT64, dev);
   fsvc_tensor *w1 = dsp_host_vector_on(l + F, F, FSVC_FLOAT64, dev);
   free(l);
-  const int64_t col[2] = {T, 1}, row[2] = {1, F}, grid[2] = {T, F}, flat = T * F;
-  fsvc_tensor *tc = tv ? fsvc_reshape(tv, 2, col) : NULL;
-  fsvc_tensor *parts[4] = {a, b, w0, w1}, **outs[4] = {&ip->i0, &ip->i1, &ip->w0, &ip->w1};
-  int rc = tc ? 0 : -1;
-  for (int i = 0; i < 4; i++) {
-    fsvc_tensor *r = rc == 0 && parts[i] ? fsvc_reshape(parts[i], 2, row) : NULL;
-    /* the indices: [T, 1] + [1, F]; the weights: [1, F] repeated over T */
-    fsvc_tensor *g = r ? (i < 2 ? fsvc_add(tc, r) : fsvc_expand(r, 2, grid)) : NULL;
+  /* the indices: [T] + [F] as a grid; the weights: [1, F] repeated over T */
+  ip->i0 = tv && a ? dsp_index_grid(tv, a) : NULL;
+  ip->i1 = tv && b ? dsp_index_grid(tv, b) : NULL;
+  fsvc_tensor *ws[2] = {w0, w1}, **wout[2] = {&ip->w0, &ip->w1};
+  const int64_t row[2] = {1, F}, grid[2] = {T, F}, flat = T * F;
+  for (int i = 0; i < 2; i++) {
+    fsvc_tensor *r = ws[i] ? fsvc_reshape(ws[i], 2, row) : NULL;
+    fsvc_tensor *g = r ? fsvc_expand(r, 2, grid) : NULL;
     fsvc_tensor *c = g ? fsvc_contiguous(g) : NULL;
-    *outs[i] = c ? fsvc_reshape(c, 1, &flat) : NULL;
-    if (!*outs[i]) rc = -1;
+    *wout[i] = c ? fsvc_reshape(c, 1, &flat) : NULL;
     fsvc_tensor_release(r);
     fsvc_tensor_release(g);
     fsvc_tensor_release(c);
   }
-  fsvc_tensor_release(tc);
+  const int rc = ip->i0 && ip->i1 && ip->w0 && ip->w1 ? 0 : -1;
   fsvc_tensor_release(tv);
-  for (int i = 0; i < 4; i++) fsvc_tensor_release(parts[i]);
+  fsvc_tensor_release(a);
+  fsvc_tensor_release(b);
+  fsvc_tensor_release(w0);
+  fsvc_tensor_release(w1);
   ip->padded = 1;
   return rc;
 }

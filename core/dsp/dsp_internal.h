@@ -58,6 +58,9 @@ fsvc_tensor *dsp_host_index(int64_t n, int64_t **fill);
 fsvc_tensor *dsp_device_constant(const fsvc_tensor *host, fsvc_device dev);
 /* releases a filled host index, returns its device copy (shared by content, see dsp_device.c) */
 fsvc_tensor *dsp_index_on(fsvc_tensor *host_index, fsvc_device dev);
+/* col [T] and row [n] (int64, same device) -> the flat [T*n] index col[t] + row[k], added on their
+ * device: index grids from two small constants instead of one of T*n */
+fsvc_tensor *dsp_index_grid(const fsvc_tensor *col, const fsvc_tensor *row);
 
 /* ---- harmonic source and pitch helpers on devices (dsp_device_pitch.c) ------------------------
  * Composed of device-generic public ops; arguments are validated by the public functions (the
